@@ -1,0 +1,46 @@
+"""The Python entry point: ``kaizen.run(config) -> Result``, the same path the CLI takes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from kaizen.config import RunConfig, build_config, load_yaml
+from kaizen.engine.trainer import ContinualTrainer
+from kaizen.presets import load_preset
+from kaizen.results import Result
+
+
+def resolve_config(
+    source: str | Path | RunConfig | dict[str, Any], overrides: Sequence[str] = ()
+) -> RunConfig:
+    """A validated config from a preset name, a YAML path, a config tree or a config object."""
+    if isinstance(source, RunConfig):
+        tree = source.model_dump()
+    elif isinstance(source, dict):
+        tree = source
+    elif Path(source).suffix in (".yaml", ".yml") or Path(source).is_file():
+        tree = load_yaml(Path(source))
+    else:
+        tree = load_preset(str(source))
+    return build_config(tree, overrides)
+
+
+def run(
+    config: str | Path | RunConfig | dict[str, Any],
+    out_dir: str | Path = "runs/latest",
+    overrides: Sequence[str] = (),
+    console: Console | None = None,
+) -> Result:
+    """Run a continual sequence and write results.json, metrics.csv and checkpoints to ``out_dir``.
+
+    Args:
+        config: a preset name (``kaizen presets``), a YAML file, a dict tree or a RunConfig.
+        out_dir: the run directory.
+        overrides: dotted ``key=value`` settings applied on top, e.g. ``["train.epochs=2"]``.
+    """
+    resolved = resolve_config(config, overrides)
+    return ContinualTrainer(resolved, Path(out_dir), console).run()

@@ -1,0 +1,344 @@
+"""Typed run configuration: validated sections, YAML presets and dotted ``key=value`` overrides.
+
+A run is fully described by one :class:`RunConfig`. Presets are YAML files shipped in
+``kaizen/presets``; a user YAML or a preset name plus overrides gives the same object, so the CLI
+and the Python API take one path.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from kaizen.errors import ConfigError
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(Section):
+    """Shape of the procedural dataset used for tests and smoke runs."""
+
+    num_classes: int = Field(10, ge=2)
+    train_per_class: int = Field(64, ge=1)
+    test_per_class: int = Field(16, ge=1)
+    image_size: int = Field(16, ge=8)
+    channels: Literal[1, 3] = 3
+
+
+DatasetName = Literal[
+    "fashion-mnist", "mnist", "idx", "cifar10", "cifar100", "image-folder", "npz", "synthetic"
+]
+
+
+class DataConfig(Section):
+    """Where the images come from and how much of them to use."""
+
+    name: DatasetName = "fashion-mnist"
+    path: Path | None = Field(
+        None, description="Folder or file of the data; default: the dataset's usual location."
+    )
+    image_size: int | None = Field(
+        None, ge=8, description="Resize side for image folders (shorter side, then centre crop)."
+    )
+    train_per_class: int | None = Field(
+        None, ge=1, description="Keep at most this many training images per class (seeded)."
+    )
+    test_per_class: int | None = Field(
+        None, ge=1, description="Keep at most this many test images per class (seeded)."
+    )
+    test_fraction: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Held-out share for .npz files without x_test/y_test."
+    )
+    cache_dir: Path | None = Field(None, description="Where decoded image folders are cached.")
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+class ScenarioConfig(Section):
+    """How the stream is cut into tasks."""
+
+    kind: Literal["class-incremental", "data-incremental"] = "class-incremental"
+    num_tasks: int = Field(5, ge=1)
+    class_order: list[list[int]] | None = Field(
+        None, description="Explicit classes per task; default: a seeded random permutation."
+    )
+    label_fraction: float | list[float] = Field(
+        1.0, description="Share of each task's training images that keep their label."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> ScenarioConfig:
+        fractions = (
+            self.label_fraction if isinstance(self.label_fraction, list) else [self.label_fraction]
+        )
+        for fraction in fractions:
+            if not 0.0 <= fraction <= 1.0:
+                raise ValueError(f"label_fraction {fraction} must lie in [0, 1]")
+        if isinstance(self.label_fraction, list) and len(self.label_fraction) != self.num_tasks:
+            raise ValueError(
+                f"label_fraction lists {len(self.label_fraction)} values for "
+                f"{self.num_tasks} tasks; give one per task or a single number"
+            )
+        if self.class_order is not None and len(self.class_order) != self.num_tasks:
+            raise ValueError(
+                f"class_order lists {len(self.class_order)} tasks but num_tasks is {self.num_tasks}"
+            )
+        return self
+
+    def label_fraction_of(self, task: int) -> float:
+        """The label fraction of task ``task`` (0-based)."""
+        if isinstance(self.label_fraction, list):
+            return self.label_fraction[task]
+        return self.label_fraction
+
+
+class ModelConfig(Section):
+    """Backbone and classifier."""
+
+    backbone: Literal["resnet18", "resnet50", "convnet"] = "resnet18"
+    stem: Literal["cifar", "imagenet"] = "cifar"
+    width: float = Field(1.0, gt=0.0)
+    classifier_hidden_dim: int | None = Field(1000, ge=1)
+    weights: Path | None = Field(None, description="Backbone state dict to start from.")
+
+
+class SSLConfig(Section):
+    """The self-supervised method; unset values take the method's paper defaults."""
+
+    method: Literal["simclr", "mocov2plus", "byol", "vicreg"] = "mocov2plus"
+    proj_hidden_dim: int | None = Field(None, ge=1)
+    proj_output_dim: int | None = Field(None, ge=1)
+    pred_hidden_dim: int | None = Field(None, ge=0)
+    temperature: float | None = Field(None, gt=0.0)
+    queue_size: int | None = Field(None, ge=0)
+    tau_base: float | None = Field(None, ge=0.0, le=1.0)
+    tau_final: float | None = Field(None, ge=0.0, le=1.0)
+
+
+StrategyName = Literal["finetune", "cassle", "kaizen", "joint", "scratch"]
+
+
+class StrategyConfig(Section):
+    """The continual strategy and the weights of its loss terms."""
+
+    name: StrategyName = "kaizen"
+    feature_distill_weight: float | None = Field(
+        None, ge=0.0, description="lambda_fe; default 1 (VICReg 25)."
+    )
+    classifier_weight: float = Field(1.0, ge=0.0, description="w_cls.")
+    classifier_distill_weight: float = Field(2.0, ge=0.0, description="lambda_c.")
+    distill_temperature: float = Field(0.2, gt=0.0, description="Contrastive distillation.")
+    classifier_distill_temperature: float = Field(1.0, gt=0.0)
+    distill_predictor_hidden_dim: int = Field(2048, ge=1)
+    end_to_end: bool = Field(
+        False, description="Let classifier terms train the backbone (default: stop-gradient)."
+    )
+
+
+class ReplayConfig(Section):
+    """Labelled replay kept from earlier tasks."""
+
+    fraction_per_class: float | None = Field(0.01, gt=0.0, le=1.0)
+    budget: int | None = Field(None, ge=1, description="Total size; overrides the fraction.")
+    batch_size: int = Field(32, ge=1)
+
+
+class OptimConfig(Section):
+    """Optimiser and per-task learning-rate schedule (restarted at every task)."""
+
+    name: Literal["lars", "sgd", "adamw"] = "lars"
+    lr: float = Field(1.0, gt=0.0, description="Base lr, scaled by batch_size / 256.")
+    classifier_lr: float = Field(0.1, gt=0.0)
+    weight_decay: float = Field(1e-5, ge=0.0)
+    classifier_weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    lars_eta: float = Field(0.02, gt=0.0)
+    lars_clip: bool = True
+    warmup_epochs: float = Field(10, ge=0.0)
+    warmup_start_lr: float = Field(0.003, ge=0.0)
+    min_lr: float = Field(0.0, ge=0.0)
+    scale_lr_by_batch: bool = True
+
+
+class AugmentConfig(Section):
+    """Two-view augmentation for the self-supervised terms (per view where a pair is given)."""
+
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    brightness: float = Field(0.4, ge=0.0)
+    contrast: float = Field(0.4, ge=0.0)
+    saturation: float = Field(0.2, ge=0.0)
+    hue: float = Field(0.1, ge=0.0, le=0.5)
+    jitter_prob: float = Field(0.8, ge=0.0, le=1.0)
+    grayscale_prob: float = Field(0.2, ge=0.0, le=1.0)
+    solarize_prob: tuple[float, float] = (0.0, 0.2)
+    blur_prob: tuple[float, float] = (0.0, 0.0)
+    hflip_prob: float = Field(0.5, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> AugmentConfig:
+        low, high = self.crop_scale
+        if not 0.0 < low <= high <= 1.0:
+            raise ValueError(f"crop_scale {self.crop_scale} must satisfy 0 < low <= high <= 1")
+        for name in ("solarize_prob", "blur_prob"):
+            if not all(0.0 <= p <= 1.0 for p in getattr(self, name)):
+                raise ValueError(f"{name} values must lie in [0, 1]")
+        return self
+
+
+class TrainConfig(Section):
+    """The training loop."""
+
+    epochs: int = Field(500, ge=1, description="Epochs per task.")
+    batch_size: int = Field(256, ge=2)
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    accelerator: Literal["auto", "cpu", "cuda"] = "auto"
+    devices: int = Field(1, ge=1)
+    num_threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
+    log_every: int = Field(20, ge=1, description="Steps between loss read-outs.")
+    progress: bool = True
+
+
+class EvalConfig(Section):
+    """Evaluation after every task."""
+
+    batch_size: int = Field(512, ge=1)
+
+
+class RunConfig(Section):
+    """Everything a continual run needs."""
+
+    name: str = "run"
+    seed: int = Field(0, ge=0)
+    data: DataConfig = DataConfig()
+    scenario: ScenarioConfig = ScenarioConfig()
+    model: ModelConfig = ModelConfig()
+    ssl: SSLConfig = SSLConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    replay: ReplayConfig = ReplayConfig()
+    optim: OptimConfig = OptimConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into its key path and a YAML-parsed value.
+
+    >>> parse_override("train.epochs=3")
+    (['train', 'epochs'], 3)
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} is not key=value: write e.g. train.epochs=10")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
+    return key.strip().split("."), value
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_known_keys(annotation, f"{prefix}{name}."))
+    return keys
+
+
+def _unknown_key_error(dotted: str) -> ConfigError:
+    close = difflib.get_close_matches(dotted, _known_keys(RunConfig), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(
+        f"unknown config key '{dotted}'{hint}; `kaizen run --help` and the presets show the keys"
+    )
+
+
+def set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``tree[path[0]][path[1]]... = value``, creating sections, rejecting unknown keys."""
+    model: type[BaseModel] = RunConfig
+    node = tree
+    for depth, key in enumerate(path):
+        field = model.model_fields.get(key)
+        if field is None:
+            raise _unknown_key_error(".".join(path[: depth + 1]))
+        if depth == len(path) - 1:
+            node[key] = value
+            return
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            raise _unknown_key_error(".".join(path[: depth + 2]))
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            child = node[key] = {}
+        node, model = child, annotation
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``base`` with ``update`` merged in, nested dicts merged key by key."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if not str(part).startswith(("function-", "literal["))]
+    return ".".join(parts)
+
+
+def validate_config(tree: dict[str, Any]) -> RunConfig:
+    """Validate a nested dict into a :class:`RunConfig`, or raise a one-line :class:`ConfigError`."""
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = _location(first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise _unknown_key_error(where) from None
+        given = first.get("input")
+        shown = "" if isinstance(given, dict) else f" = {given!r}"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"config value '{where}'{shown}: {message}") from None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping with the safe loader."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"config {path} must be a YAML mapping of sections, e.g. 'train:'")
+    return content
+
+
+def build_config(tree: dict[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
+    """Apply ``key=value`` overrides to a config tree and validate it."""
+    tree = copy.deepcopy(tree)
+    for text in overrides:
+        path, value = parse_override(text)
+        set_path(tree, path, value)
+    return validate_config(tree)
+
+
+def to_plain(config: RunConfig) -> dict[str, Any]:
+    """A JSON-ready dict of the config (paths as strings)."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,96 @@
+"""The continual learner: backbone, SSL heads, classifier and distillation predictor in one module."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from kaizen.config import RunConfig
+from kaizen.models.backbones import build_backbone, load_backbone_weights
+from kaizen.models.heads import Classifier
+from kaizen.ssl.base import SSLMethod, SSLSettings
+from kaizen.ssl.distill import distill_predictor
+from kaizen.ssl.registry import build_ssl_method, default_settings
+
+
+@dataclass
+class LearnerOutputs:
+    """What one forward pass over both views gives (2M rows: view 1 then view 2).
+
+    Attributes:
+        features: (2M, F) backbone features h.
+        projections: (2M, D) projector outputs z.
+        logits: (2M, K) classifier outputs on h (on stop-gradient h unless end-to-end).
+        distilled: (2M, D) distillation-predictor outputs P(z), or None when not asked for.
+    """
+
+    features: Tensor
+    projections: Tensor
+    logits: Tensor
+    distilled: Tensor | None
+
+
+def ssl_settings(config: RunConfig) -> SSLSettings:
+    """The SSL method's paper defaults with the config's explicit values on top."""
+    explicit = {
+        key: value
+        for key, value in config.ssl.model_dump(exclude={"method"}).items()
+        if value is not None
+    }
+    return dataclasses.replace(default_settings(config.ssl.method), **explicit)
+
+
+class Learner(nn.Module):
+    """Feature extractor f (backbone + SSL method), classifier g and distillation predictor P.
+
+    Args:
+        backbone: (N, C, H, W) -> (N, F), with attribute ``feature_dim``.
+        ssl: the SSL method owning the projector (F -> D) and its own heads.
+        classifier: (N, F) -> (N, K), one head over all classes.
+        predictor: (N, D) -> (N, D), maps current projections into the previous model's space.
+        end_to_end: let the classifier's gradient reach the backbone.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        ssl: SSLMethod,
+        classifier: Classifier,
+        predictor: nn.Module,
+        end_to_end: bool = False,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.ssl = ssl
+        self.classifier = classifier
+        self.predictor = predictor
+        self.end_to_end = end_to_end
+
+    def forward(self, views: Tensor, with_distill: bool = False) -> LearnerOutputs:
+        """Shapes: views (2M, C, H, W) -> :class:`LearnerOutputs`."""
+        features = self.backbone(views)
+        projections = self.ssl.projector(features)
+        logits = self.classifier(features if self.end_to_end else features.detach())
+        distilled = self.predictor(projections) if with_distill else None
+        return LearnerOutputs(features, projections, logits, distilled)
+
+    def classify(self, images: Tensor) -> Tensor:
+        """Logits (N, K) for normalised images (N, C, H, W)."""
+        return self.classifier(self.backbone(images))
+
+
+def build_learner(config: RunConfig, in_channels: int, num_classes: int) -> Learner:
+    """A freshly initialised learner for ``config``."""
+    model = config.model
+    backbone = build_backbone(
+        model.backbone, stem=model.stem, width=model.width, in_channels=in_channels
+    )
+    if model.weights is not None:
+        load_backbone_weights(backbone, model.weights)
+    ssl = build_ssl_method(config.ssl.method, backbone.feature_dim, ssl_settings(config))
+    ssl.attach_backbone(backbone)
+    classifier = Classifier(backbone.feature_dim, num_classes, model.classifier_hidden_dim)
+    predictor = distill_predictor(ssl.output_dim, config.strategy.distill_predictor_hidden_dim)
+    return Learner(backbone, ssl, classifier, predictor, config.strategy.end_to_end)

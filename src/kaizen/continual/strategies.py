@@ -1,0 +1,80 @@
+"""Strategies: named sets of weighted loss terms plus how data and models carry across tasks.
+
+| name     | terms (task >= 1)                                  | replay | data per task      | model        |
+|----------|----------------------------------------------------|--------|--------------------|--------------|
+| finetune | SSL + classifier CE  (the paper's "No Distill")    | yes    | current task       | carried over |
+| cassle   | SSL + feature KD + classifier CE                   | yes    | current task       | carried over |
+| kaizen   | SSL + feature KD + classifier CE + classifier KD   | yes    | current task       | carried over |
+| joint    | SSL + classifier CE (upper bound)                  | no     | all tasks so far   | carried over |
+| scratch  | SSL + classifier CE (retraining baseline)          | no     | all tasks so far   | fresh        |
+
+At the first task every strategy uses SSL + classifier CE only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kaizen.config import StrategyConfig
+from kaizen.continual.learner import Learner
+from kaizen.continual.terms import (
+    WeightedTerm,
+    classifier_distill_term,
+    classifier_term,
+    feature_distill_term,
+    ssl_term,
+)
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How a continual method trains: which terms, which data, which model."""
+
+    name: str
+    feature_distill: bool
+    classifier_distill: bool
+    replay: bool
+    cumulative_data: bool
+    fresh_model_each_task: bool
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.feature_distill or self.classifier_distill
+
+
+STRATEGIES: dict[str, Strategy] = {
+    "finetune": Strategy("finetune", False, False, True, False, False),
+    "cassle": Strategy("cassle", True, False, True, False, False),
+    "kaizen": Strategy("kaizen", True, True, True, False, False),
+    "joint": Strategy("joint", False, False, False, True, False),
+    "scratch": Strategy("scratch", False, False, False, True, True),
+}
+
+
+def task_terms(
+    strategy: Strategy, config: StrategyConfig, learner: Learner, has_teacher: bool
+) -> list[WeightedTerm]:
+    """The weighted terms of one task; distillation terms only when a teacher exists."""
+    terms = [
+        WeightedTerm("ssl", 1.0, ssl_term(learner)),
+        WeightedTerm("classifier", config.classifier_weight, classifier_term),
+    ]
+    if has_teacher and strategy.feature_distill:
+        weight = config.feature_distill_weight
+        if weight is None:
+            weight = learner.ssl.default_distill_weight
+        kind = learner.ssl.distill_kind
+        terms.append(
+            WeightedTerm(
+                "feature_distill", weight, feature_distill_term(kind, config.distill_temperature)
+            )
+        )
+    if has_teacher and strategy.classifier_distill:
+        terms.append(
+            WeightedTerm(
+                "classifier_distill",
+                config.classifier_distill_weight,
+                classifier_distill_term(config.classifier_distill_temperature),
+            )
+        )
+    return terms

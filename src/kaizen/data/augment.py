@@ -1,0 +1,92 @@
+"""Batched image augmentation on the training device (kornia), and evaluation normalisation."""
+
+from __future__ import annotations
+
+import kornia.augmentation as K
+import torch
+from torch import Tensor, nn
+
+from kaizen.config import AugmentConfig
+
+
+class Normalize(nn.Module):
+    """uint8 images to normalised float: (x / 255 - mean) / std, per channel.
+
+    Shapes: (N, C, H, W) uint8 -> (N, C, H, W) float32.
+    """
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())
+        self.register_buffer("std", std.reshape(1, -1, 1, 1).float())
+
+    def forward(self, images: Tensor) -> Tensor:
+        return (images.float() / 255.0 - self.mean) / self.std
+
+
+def channel_stats(images: Tensor, max_images: int = 50_000) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and std in [0, 1] units of uint8 images (N, C, H, W), evenly subsampled."""
+    step = max(1, len(images) // max_images)
+    sample = images[::step].float() / 255.0
+    return sample.mean(dim=(0, 2, 3)), sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
+
+
+def _blur_kernel(side: int) -> int:
+    kernel = max(3, side // 10)
+    return kernel if kernel % 2 else kernel + 1
+
+
+def _view_pipeline(
+    config: AugmentConfig, size: tuple[int, int], channels: int, solarize: float, blur: float
+) -> nn.Sequential:
+    colour = channels == 3
+    ops: list[nn.Module] = [
+        K.RandomResizedCrop(size, scale=config.crop_scale),
+        K.ColorJitter(
+            config.brightness,
+            config.contrast,
+            config.saturation if colour else 0.0,
+            config.hue if colour else 0.0,
+            p=config.jitter_prob,
+        ),
+    ]
+    if colour and config.grayscale_prob > 0:
+        ops.append(K.RandomGrayscale(p=config.grayscale_prob))
+    if blur > 0:
+        ops.append(K.RandomGaussianBlur((_blur_kernel(size[0]),) * 2, (0.1, 2.0), p=blur))
+    if solarize > 0:
+        ops.append(K.RandomSolarize(0.0, 0.0, p=solarize))
+    if config.hflip_prob > 0:
+        ops.append(K.RandomHorizontalFlip(p=config.hflip_prob))
+    return nn.Sequential(*ops)
+
+
+class TwoViewAugment(nn.Module):
+    """Two independently augmented, normalised views of a batch, for the SSL terms.
+
+    View 1 and view 2 may differ in solarisation and blur probability (asymmetric
+    augmentation as in BYOL). Grayscale images are jittered in brightness and contrast only.
+
+    Shapes: (N, C, H, W) uint8 -> (2N, C, H, W) float32; rows 0..N-1 are view 1, N..2N-1 view 2.
+    """
+
+    def __init__(
+        self, config: AugmentConfig, size: tuple[int, int], channels: int, normalize: Normalize
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.views = nn.ModuleList(
+            _view_pipeline(config, size, channels, solarize, blur)
+            for solarize, blur in zip(config.solarize_prob, config.blur_prob, strict=True)
+        )
+        self.normalize = normalize
+
+    def forward(self, images: Tensor) -> Tensor:
+        pixels = images.float() / 255.0
+        if self.channels == 1:
+            pixels = pixels.expand(-1, 3, -1, -1)
+        views = [pipeline(pixels) for pipeline in self.views]
+        stacked = torch.cat(views)
+        if self.channels == 1:
+            stacked = stacked[:, :1]
+        return (stacked - self.normalize.mean) / self.normalize.std

@@ -1,0 +1,155 @@
+"""Optimisers (SGD with LARS, SGD, AdamW) and the per-task warm-up + cosine schedule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from kaizen.config import OptimConfig
+from kaizen.continual.learner import Learner
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise adaptive rate scaling (You et al., 2017).
+
+    For a parameter w with gradient g in a group with ``lars=True`` and w of rank > 1, the
+    update uses the trust ratio eta * ||w|| / (||g|| + wd * ||w||); with ``clip`` the ratio is
+    divided by the learning rate and capped at 1 (as in SimCLR/BYOL implementations). Biases and
+    normalisation parameters (rank 1) and groups with ``lars=False`` are plain SGD.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[dict],
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.02,
+        clip: bool = True,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "eta": eta,
+            "clip": clip,
+            "lars": True,
+        }
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            lr, decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
+            for param in group["params"]:
+                if param.grad is None:
+                    continue
+                update = param.grad.add(param, alpha=decay) if decay else param.grad
+                if group["lars"] and param.ndim > 1:
+                    update = update * self._trust_ratio(param, param.grad, group)
+                state = self.state[param]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = update.clone()
+                else:
+                    state["momentum_buffer"].mul_(momentum).add_(update)
+                param.add_(state["momentum_buffer"], alpha=-lr)
+
+    @staticmethod
+    def _trust_ratio(param: Tensor, grad: Tensor, group: dict) -> Tensor:
+        param_norm = torch.linalg.vector_norm(param)
+        grad_norm = torch.linalg.vector_norm(grad)
+        ratio = group["eta"] * param_norm / (grad_norm + group["weight_decay"] * param_norm)
+        if group["clip"]:
+            ratio = torch.clamp(ratio / group["lr"], max=1.0)
+        return torch.where((param_norm > 0) & (grad_norm > 0), ratio, 1.0)
+
+
+def _split_decay(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    weights = [p for p in params if p.ndim > 1]
+    others = [p for p in params if p.ndim <= 1]
+    return weights, others
+
+
+def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> list[dict]:
+    """Feature-extractor and classifier groups, each with its base lr in ``initial_lr``.
+
+    The feature extractor (backbone, SSL heads, distillation predictor) uses ``lr`` scaled by
+    batch/256; biases and norms take no weight decay and no LARS scaling. The classifier uses
+    ``classifier_lr`` and ``classifier_weight_decay`` and no LARS scaling.
+    """
+    scale = batch_size / 256 if config.scale_lr_by_batch else 1.0
+    classifier_ids = {id(p) for p in learner.classifier.parameters()}
+    extractor = [p for p in learner.parameters() if p.requires_grad and id(p) not in classifier_ids]
+    weights, others = _split_decay(extractor)
+    lr = config.lr * scale
+    return [
+        {"params": weights, "initial_lr": lr, "weight_decay": config.weight_decay, "lars": True},
+        {"params": others, "initial_lr": lr, "weight_decay": 0.0, "lars": False},
+        {
+            "params": [p for p in learner.classifier.parameters() if p.requires_grad],
+            "initial_lr": config.classifier_lr,
+            "weight_decay": config.classifier_weight_decay,
+            "lars": False,
+        },
+    ]
+
+
+def build_optimizer(
+    learner: Learner, config: OptimConfig, batch_size: int
+) -> torch.optim.Optimizer:
+    """A new optimiser for one task (state is not carried across tasks)."""
+    groups = parameter_groups(learner, config, batch_size)
+    for group in groups:
+        group["lr"] = group["initial_lr"]
+    if config.name == "lars":
+        return LARS(
+            groups,
+            lr=groups[0]["lr"],
+            momentum=config.momentum,
+            eta=config.lars_eta,
+            clip=config.lars_clip,
+        )
+    if config.name == "sgd":
+        for group in groups:
+            group.pop("lars")
+        return torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=config.momentum)
+    for group in groups:
+        group.pop("lars")
+    return torch.optim.AdamW(groups, lr=groups[0]["lr"])
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, start: float, end: float) -> float:
+    """Multiplier of each group's base lr at ``step``: linear warm-up, then cosine decay.
+
+    Warm-up goes from ``start`` to 1 over ``warmup_steps``; then the factor falls from 1 to
+    ``end`` along a half cosine over the remaining steps.
+    """
+    if step < warmup_steps:
+        return start + (1.0 - start) * step / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class TaskSchedule:
+    """Sets every group's lr from :func:`lr_factor` at each step of one task."""
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        config: OptimConfig,
+        steps_per_epoch: int,
+        epochs: int,
+    ) -> None:
+        self.optimizer = optimizer
+        self.total_steps = steps_per_epoch * epochs
+        self.warmup_steps = min(self.total_steps, round(config.warmup_epochs * steps_per_epoch))
+        self.start = config.warmup_start_lr / config.lr
+        self.end = config.min_lr / config.lr
+
+    def set(self, step: int) -> None:
+        factor = lr_factor(step, self.total_steps, self.warmup_steps, self.start, self.end)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor

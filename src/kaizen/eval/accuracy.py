@@ -1,0 +1,53 @@
+"""Accuracy-matrix rows: the classifier's top-1 accuracy on each task's test set."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from kaizen.continual.learner import Learner
+from kaizen.data.augment import Normalize
+from kaizen.data.scenario import Task
+
+CLASSIFIER_PROTOCOL = (
+    "classifier, single head over all classes (task-agnostic, argmax over all classes, no task id)"
+)
+
+
+@torch.no_grad()
+def predict(
+    learner: Learner, images: Tensor, normalize: Normalize, batch_size: int
+) -> Tensor:
+    """Predicted classes (N,) for uint8 images (N, C, H, W), the learner in eval mode."""
+    was_training = learner.training
+    learner.eval()
+    predictions = [
+        learner.classify(normalize(images[start : start + batch_size])).argmax(dim=1)
+        for start in range(0, len(images), batch_size)
+    ]
+    learner.train(was_training)
+    return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.int64)
+
+
+def accuracy_row(
+    learner: Learner,
+    images: Tensor,
+    labels: Tensor,
+    tasks: list[Task],
+    normalize: Normalize,
+    batch_size: int,
+) -> list[float]:
+    """Top-1 accuracy on each task's test set: one row of the accuracy matrix.
+
+    Args:
+        images: uint8 (N, C, H, W) test split, on the learner's device.
+        labels: int64 (N,) test labels on the same device.
+        tasks: every task of the stream, so that the row is complete (T entries).
+    """
+    correct = predict(learner, images, normalize, batch_size) == labels
+    return [
+        float(correct[task.test_indices.to(correct.device)].float().mean())
+        if len(task.test_indices)
+        else float("nan")
+        for task in tasks
+    ]
