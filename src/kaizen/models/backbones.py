@@ -1,0 +1,319 @@
+"""Image backbones: ResNet-18/50 (He et al. 2016) and a small CPU-friendly ConvNet.
+
+Every backbone maps images (N, C_in, H, W) to features (N, feature_dim) and exposes
+``feature_dim``. ResNet parameter names follow the torchvision layout, so torchvision ImageNet
+weights (without ``fc.*``) load into width-1.0 models with the ImageNet stem.
+
+Reference: K. He, X. Zhang, S. Ren, J. Sun. "Deep Residual Learning for Image Recognition."
+CVPR 2016.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from kaizen.errors import ConfigError
+
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "convnet")
+STEMS: tuple[str, ...] = ("cifar", "imagenet")
+
+_BASE_CHANNELS = 64
+_CONVNET_BASE_CHANNELS = 32
+_MIN_CHANNELS = 8
+_CHECKPOINT_KEYS = ("state_dict", "model", "backbone")
+_KEY_PREFIXES = ("module.", "backbone.", "encoder.")
+_HEAD_PREFIX = "fc."
+
+
+def _scaled(channels: int, width: float) -> int:
+    """Channel count ``channels * width`` rounded to an int, at least ``_MIN_CHANNELS``."""
+    return max(_MIN_CHANNELS, round(channels * width))
+
+
+def _check_input_args(width: float, in_channels: int) -> None:
+    """Raise ``ConfigError`` for a non-positive width or channel count."""
+    if width <= 0:
+        raise ConfigError(f"backbone width must be > 0, got {width}")
+    if in_channels < 1:
+        raise ConfigError(f"backbone in_channels must be >= 1 (usually 1 or 3), got {in_channels}")
+
+
+def _init_weights(model: nn.Module) -> None:
+    """Kaiming-normal (fan-out, ReLU) convolutions; BatchNorm weight 1 and bias 0."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
+def _conv_bn(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
+) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
+    """A bias-free convolution with "same" padding and the BatchNorm that follows it."""
+    conv = nn.Conv2d(
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=stride,
+        padding=kernel_size // 2,
+        bias=False,
+    )
+    return conv, nn.BatchNorm2d(out_channels)
+
+
+def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
+    """Projection shortcut (1x1 conv + BN) when the residual changes shape, else identity."""
+    if stride == 1 and in_channels == out_channels:
+        return None
+    return nn.Sequential(*_conv_bn(in_channels, out_channels, 1, stride))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection (ResNet-18/34).
+
+    Shapes: (N, in_channels, H, W) -> (N, planes, H / stride, W / stride).
+    """
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = _conv_bn(in_channels, planes, 3, stride)
+        self.conv2, self.bn2 = _conv_bn(planes, planes, 3)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(in_channels, planes, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce -> 3x3 (strided) -> 1x1 expand by 4, with a residual connection (ResNet-50).
+
+    The stride sits on the 3x3 convolution (the "v1.5" variant of He et al. 2016).
+    Shapes: (N, in_channels, H, W) -> (N, 4 * planes, H / stride, W / stride).
+    """
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        out_channels = planes * self.expansion
+        self.conv1, self.bn1 = _conv_bn(in_channels, planes, 1)
+        self.conv2, self.bn2 = _conv_bn(planes, planes, 3, stride)
+        self.conv3, self.bn3 = _conv_bn(planes, out_channels, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _shortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """Residual network (He et al. 2016) without the classification layer.
+
+    Args:
+        block: ``BasicBlock`` (ResNet-18: layers (2, 2, 2, 2)) or ``Bottleneck``
+            (ResNet-50: layers (3, 4, 6, 3)).
+        layers: number of blocks in each of the four stages.
+        stem: ``"cifar"``: 3x3 conv, stride 1, no max-pool (layer1 sees H x W);
+            ``"imagenet"``: 7x7 conv, stride 2, then 3x3 max-pool, stride 2 (layer1 sees H/4 x W/4).
+        width: multiplier on all channel counts (base 64), each rounded and at least 8.
+        in_channels: image channels C_in (1 or 3).
+
+    Stages 2-4 halve the resolution, so layer4 runs at H/8 (CIFAR stem) or H/32 (ImageNet stem).
+    Shapes: (N, C_in, H, W) -> (N, feature_dim), after global average pooling;
+    ``feature_dim`` = 8 * 64 * width * block.expansion (512 for ResNet-18, 2048 for ResNet-50).
+    """
+
+    def __init__(
+        self,
+        block: type[BasicBlock | Bottleneck],
+        layers: Sequence[int],
+        *,
+        stem: str = "cifar",
+        width: float = 1.0,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if stem not in STEMS:
+            raise ConfigError(f"unknown backbone stem {stem!r}; valid stems: {', '.join(STEMS)}")
+        _check_input_args(width, in_channels)
+        stem_channels = _scaled(_BASE_CHANNELS, width)
+        if stem == "cifar":
+            self.conv1, self.bn1 = _conv_bn(in_channels, stem_channels, 3)
+            self.maxpool: nn.Module = nn.Identity()
+        else:
+            self.conv1, self.bn1 = _conv_bn(in_channels, stem_channels, 7, stride=2)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+
+        channels = stem_channels
+        stages: list[nn.Sequential] = []
+        for index, num_blocks in enumerate(layers):
+            planes = _scaled(_BASE_CHANNELS * 2**index, width)
+            blocks: list[nn.Module] = []
+            for block_index in range(num_blocks):
+                stride = 2 if index > 0 and block_index == 0 else 1
+                blocks.append(block(channels, planes, stride))
+                channels = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim: int = channels
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+
+class ConvNet(nn.Module):
+    """A small four-stage CNN for quick CPU runs.
+
+    Each stage is conv3x3 -> BatchNorm -> ReLU with channels base * (1, 2, 4, 8),
+    base = round(32 * width) (at least 8); stages 1-3 end with a 2x2 max-pool.
+    Works for inputs of side 16 and above (16, 28, 32, ...).
+    Shapes: (N, C_in, H, W) -> (N, feature_dim) after global average pooling,
+    ``feature_dim`` = 8 * base (256 at width 1).
+    """
+
+    def __init__(self, *, width: float = 1.0, in_channels: int = 3) -> None:
+        super().__init__()
+        _check_input_args(width, in_channels)
+        base = _scaled(_CONVNET_BASE_CHANNELS, width)
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for index, multiplier in enumerate((1, 2, 4, 8)):
+            out_channels = base * multiplier
+            layers.extend((*_conv_bn(channels, out_channels, 3), nn.ReLU(inplace=True)))
+            if index < 3:
+                layers.append(nn.MaxPool2d(2))
+            channels = out_channels
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.feature_dim: int = channels
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.flatten(self.avgpool(self.features(x)), 1)
+
+
+_RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+}
+
+
+def build_backbone(
+    name: str, *, stem: str = "cifar", width: float = 1.0, in_channels: int = 3
+) -> ResNet | ConvNet:
+    """Build a backbone by name: ``"resnet18"``, ``"resnet50"`` or ``"convnet"``.
+
+    ``stem`` selects the ResNet input stem (``"cifar"`` or ``"imagenet"``); the ConvNet ignores
+    it, but it must still be valid. Raises ``ConfigError`` for an unknown name or stem.
+    The returned module maps (N, in_channels, H, W) -> (N, module.feature_dim).
+    """
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
+    if stem not in STEMS:
+        raise ConfigError(f"unknown backbone stem {stem!r}; valid stems: {', '.join(STEMS)}")
+    if name == "convnet":
+        return ConvNet(width=width, in_channels=in_channels)
+    block, layers = _RESNET_LAYOUTS[name]
+    return ResNet(block, layers, stem=stem, width=width, in_channels=in_channels)
+
+
+def _strip_prefixes(key: str) -> str:
+    """Remove any leading wrapper prefixes ("module.", "backbone.", "encoder.") from a key."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in _KEY_PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix) :]
+                stripped = True
+    return key
+
+
+def _extract_state_dict(checkpoint: object, path: Path) -> dict[str, Tensor]:
+    """The backbone state dict inside a checkpoint: unwrapped, prefix-stripped, without fc.*."""
+    if isinstance(checkpoint, Mapping):
+        for key in _CHECKPOINT_KEYS:
+            if isinstance(checkpoint.get(key), Mapping):
+                checkpoint = checkpoint[key]
+                break
+    if not isinstance(checkpoint, Mapping) or not all(
+        isinstance(value, Tensor) for value in checkpoint.values()
+    ):
+        raise ConfigError(
+            f"backbone weights {path} hold no state dict; expected a mapping of tensors, "
+            f"optionally under one of: {', '.join(_CHECKPOINT_KEYS)}"
+        )
+    state: dict[str, Tensor] = {}
+    for key, value in checkpoint.items():
+        name = _strip_prefixes(key)
+        if not name.startswith(_HEAD_PREFIX):
+            state[name] = value
+    return state
+
+
+def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
+    """Load backbone weights from a ``torch.save``-d state dict, strictly.
+
+    Accepts a bare state dict or a checkpoint holding one under ``"state_dict"``, ``"model"``
+    or ``"backbone"``; strips the prefixes ``module.``, ``backbone.`` and ``encoder.`` and drops
+    ``fc.*`` (torchvision's classifier). Raises ``ConfigError`` when the file cannot be read or
+    its keys or shapes do not match the backbone (naming the first offending keys).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"backbone weights file not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"cannot read backbone weights {path}: {reason}") from exc
+    state = _extract_state_dict(checkpoint, path)
+
+    expected = backbone.state_dict()
+    # BatchNorm fills in a missing ``num_batches_tracked`` itself (older checkpoints lack it).
+    missing = [
+        key for key in expected if key not in state and not key.endswith("num_batches_tracked")
+    ]
+    unexpected = [key for key in state if key not in expected]
+    wrong_shape = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    problems = [
+        f"{label} {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatch (file vs model)", wrong_shape),
+        )
+        if keys
+    ]
+    if problems:
+        raise ConfigError(
+            f"backbone weights {path} do not fit the backbone: {'; '.join(problems)}; "
+            "check the backbone name, stem and width"
+        )
+    backbone.load_state_dict(state, strict=True)

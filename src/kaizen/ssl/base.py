@@ -1,0 +1,223 @@
+"""Common interface of the self-supervised methods, the momentum encoder and shared loss pieces.
+
+Every method owns a projector F -> D applied by the caller to the backbone features, and computes
+its own loss from the projections of two augmented views of the same images. Rows 0..N-1 of every
+(2N, ...) tensor are view 1 and rows N..2N-1 are view 2, in the same image order.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, ParamSpec
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_P = ParamSpec("_P")
+
+
+@dataclass(frozen=True)
+class SSLSettings:
+    """Hyper-parameters of an SSL method's heads and loss.
+
+    Attributes:
+        proj_hidden_dim: hidden width of the projector.
+        proj_output_dim: projection size D.
+        pred_hidden_dim: hidden width of the predictor (0 when the method has none).
+        temperature: softmax temperature of the contrastive losses.
+        queue_size: number of negative keys kept per view (0 when the method has no queue).
+        tau_base: momentum-encoder EMA coefficient at the start of a task.
+        tau_final: momentum-encoder EMA coefficient at the end of a task.
+        vicreg_sim_weight: weight of VICReg's invariance term.
+        vicreg_var_weight: weight of VICReg's variance term.
+        vicreg_cov_weight: weight of VICReg's covariance term.
+    """
+
+    proj_hidden_dim: int
+    proj_output_dim: int
+    pred_hidden_dim: int
+    temperature: float
+    queue_size: int
+    tau_base: float
+    tau_final: float
+    vicreg_sim_weight: float
+    vicreg_var_weight: float
+    vicreg_cov_weight: float
+
+
+def _to_float32(value: Any) -> Any:
+    if isinstance(value, Tensor) and value.is_floating_point():
+        return value.float()
+    return value
+
+
+def float32_loss(fn: Callable[_P, Tensor]) -> Callable[_P, Tensor]:
+    """Run a loss in float32: autocast off, floating-point tensor arguments cast to float32.
+
+    Mixed-precision training keeps the backbone in half precision; softmaxes over thousands of
+    similarities, cosines and covariances are computed in full precision.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> Tensor:
+        device = next(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)).device
+        with torch.autocast(device.type, enabled=False):
+            return fn(
+                *(_to_float32(a) for a in args),  # type: ignore[arg-type]
+                **{k: _to_float32(v) for k, v in kwargs.items()},  # type: ignore[arg-type]
+            )
+
+    return wrapper
+
+
+@float32_loss
+def info_nce(
+    queries: Tensor,
+    keys: Tensor,
+    targets: Tensor,
+    temperature: float,
+    exclude: Tensor | None = None,
+) -> Tensor:
+    """InfoNCE (van den Oord et al. 2018): cross-entropy of each query's positive among its keys.
+
+    Queries and keys are L2-normalised; the logits are their cosine similarities / temperature.
+
+    Args:
+        queries: (M, D).
+        keys: (K, D) candidates shared by all queries.
+        targets: (M,) long, index in ``keys`` of each query's positive.
+        temperature: softmax temperature.
+        exclude: optional (M, K) bool, True where a key is not a candidate for that query.
+
+    Returns:
+        Scalar mean over the M queries.
+    """
+    logits = F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T / temperature
+    if exclude is not None:
+        logits = logits.masked_fill(exclude, -math.inf)
+    return F.cross_entropy(logits, targets)
+
+
+def split_views(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Split a (2N, ...) batch into its view-1 and view-2 halves, each (N, ...)."""
+    if x.shape[0] % 2:
+        raise ValueError(f"expected an even number of rows (two views), got {x.shape[0]}")
+    first, second = x.chunk(2)
+    return first, second
+
+
+def momentum_tau(step: int, total_steps: int, tau_base: float, tau_final: float) -> float:
+    """EMA coefficient at ``step`` of ``total_steps``: BYOL's cosine increase (Grill et al. 2020).
+
+    tau = tau_final - (tau_final - tau_base) * (cos(pi * step / total_steps) + 1) / 2, so tau_base
+    at step 0 and tau_final at the last step.
+    """
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be positive, got {total_steps}")
+    progress = math.cos(math.pi * step / total_steps)
+    return tau_final - (tau_final - tau_base) * (progress + 1) / 2
+
+
+class SSLMethod(nn.Module, ABC):
+    """A self-supervised method: projector, any extra heads, and its loss on two views.
+
+    Class attributes:
+        name: registry key.
+        distill_kind: key of ``kaizen.ssl.distill.DISTILL_LOSSES``, the method's loss family
+            reused for feature distillation.
+        uses_momentum: whether the method keeps a momentum encoder.
+        default_distill_weight: weight of the feature distillation term (lambda_fe).
+
+    Attributes:
+        projector: (M, feature_dim) -> (M, output_dim).
+        output_dim: projection size D.
+    """
+
+    name: ClassVar[str]
+    distill_kind: ClassVar[str]
+    uses_momentum: ClassVar[bool] = False
+    default_distill_weight: ClassVar[float] = 1.0
+
+    projector: nn.Module
+    output_dim: int
+
+    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+        super().__init__()
+        self.feature_dim = feature_dim
+        self.settings = settings
+        self.output_dim = settings.proj_output_dim
+
+    def attach_backbone(self, backbone: nn.Module) -> None:
+        """Called once after construction with the online backbone; no-op by default."""
+
+    @abstractmethod
+    def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
+        """The method's loss on two views.
+
+        Args:
+            h: (2N, F) backbone features.
+            z: (2N, D) projections, ``projector(h)``.
+            views: (2N, C, H, W) the augmented, normalised images.
+
+        Returns:
+            Scalar float32 loss.
+        """
+
+    def momentum_update(self, backbone: nn.Module, tau: float) -> None:
+        """EMA step of the momentum encoder towards the online one; no-op by default."""
+
+
+class MomentumSSLMethod(SSLMethod):
+    """An SSL method with a momentum encoder: an EMA copy of backbone + projector.
+
+    The copy gets no gradient and is not meant for the optimiser. It follows the train / eval
+    mode of the method (it is a submodule), so during training it normalises with batch
+    statistics like the online encoder.
+    """
+
+    uses_momentum: ClassVar[bool] = True
+
+    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+        super().__init__(feature_dim, settings)
+        self.momentum_backbone: nn.Module | None = None
+        self.momentum_projector: nn.Module | None = None
+
+    def attach_backbone(self, backbone: nn.Module) -> None:
+        """Create the momentum encoder as frozen deep copies of ``backbone`` and the projector."""
+        self.momentum_backbone = copy.deepcopy(backbone).requires_grad_(False)
+        self.momentum_projector = copy.deepcopy(self.projector).requires_grad_(False)
+
+    def _momentum_modules(self) -> tuple[nn.Module, nn.Module]:
+        if self.momentum_backbone is None or self.momentum_projector is None:
+            raise RuntimeError(f"{self.name}: call attach_backbone(backbone) before training")
+        return self.momentum_backbone, self.momentum_projector
+
+    @torch.no_grad()
+    def momentum_projections(self, views: Tensor) -> Tensor:
+        """Momentum-encoder projections of ``views``: (2N, C, H, W) -> (2N, D) float32."""
+        backbone, projector = self._momentum_modules()
+        return projector(backbone(views)).float()
+
+    @torch.no_grad()
+    def momentum_update(self, backbone: nn.Module, tau: float) -> None:
+        """theta_m <- tau * theta_m + (1 - tau) * theta over backbone + projector parameters.
+
+        Buffers (BatchNorm running statistics) are copied from the online modules.
+        """
+        momentum_backbone, momentum_projector = self._momentum_modules()
+        online = [*backbone.parameters(), *self.projector.parameters()]
+        target = [*momentum_backbone.parameters(), *momentum_projector.parameters()]
+        online_buffers = [*backbone.buffers(), *self.projector.buffers()]
+        target_buffers = [*momentum_backbone.buffers(), *momentum_projector.buffers()]
+        if len(online) != len(target) or len(online_buffers) != len(target_buffers):
+            raise ValueError(f"{self.name}: backbone does not match the attached one")
+        torch._foreach_mul_(target, tau)
+        torch._foreach_add_(target, online, alpha=1.0 - tau)
+        if target_buffers:
+            torch._foreach_copy_(target_buffers, online_buffers)

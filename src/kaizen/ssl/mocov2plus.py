@@ -1,0 +1,87 @@
+"""MoCoV2+: momentum contrast (He et al. 2020; Chen et al. 2020, "Improved Baselines with Momentum
+Contrastive Learning") with a symmetric loss over the two views."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kaizen.errors import ConfigError
+from kaizen.models.heads import mlp
+from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, info_nce, split_views
+
+
+@float32_loss
+def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
+    """MoCo's InfoNCE (He et al. 2020, eq. 1): each query against its key and the queue.
+
+    The candidates of query i are its positive key k_i and the queued negatives; the other keys of
+    the batch are not candidates.
+
+    Args:
+        q: (N, D) online projections of one view.
+        k: (N, D) momentum-encoder projections of the other view of the same images.
+        queue: (K, D) negative keys.
+        temperature: softmax temperature.
+
+    Returns:
+        Scalar float32 mean over the N queries.
+    """
+    n = q.shape[0]
+    other_keys = ~torch.eye(n, dtype=torch.bool, device=q.device)
+    exclude = F.pad(other_keys, (0, queue.shape[0]), value=False)
+    targets = torch.arange(n, device=q.device)
+    return info_nce(q, torch.cat([k, queue]), targets, temperature, exclude)
+
+
+class MoCoV2Plus(MomentumSSLMethod):
+    """MoCoV2+: symmetric MoCo loss, projector Linear -> ReLU -> Linear without BatchNorm.
+
+    Buffers:
+        queue: (2, queue_size, D) L2-normalised momentum keys; ``queue[v]`` holds keys of view v + 1
+            from earlier batches and supplies the negatives of the queries of the other view.
+        queue_ptr: () long, the slot the next key goes to.
+    """
+
+    name: ClassVar[str] = "mocov2plus"
+    distill_kind: ClassVar[str] = "contrastive"
+
+    queue: Tensor
+    queue_ptr: Tensor
+
+    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+        super().__init__(feature_dim, settings)
+        if settings.queue_size <= 0:
+            raise ConfigError(f"mocov2plus needs queue_size > 0, got {settings.queue_size}")
+        self.projector = mlp(
+            feature_dim, [settings.proj_hidden_dim], settings.proj_output_dim, batch_norm=False
+        )
+        queue = torch.randn(2, settings.queue_size, settings.proj_output_dim)
+        self.register_buffer("queue", F.normalize(queue, dim=-1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
+        """Mean of q1 -> (k2, queue[1]) and q2 -> (k1, queue[0]); then enqueue k1, k2."""
+        q1, q2 = split_views(z)
+        k1, k2 = split_views(self.momentum_projections(views))
+        loss = (
+            moco_loss(q1, k2, self.queue[1], self.settings.temperature)
+            + moco_loss(q2, k1, self.queue[0], self.settings.temperature)
+        ) / 2
+        self._enqueue(torch.stack([k1, k2]))
+        return loss
+
+    @torch.no_grad()
+    def _enqueue(self, keys: Tensor) -> None:
+        """Write (2, N, D) keys, normalised, at the pointer, wrapping around the queue.
+
+        When N exceeds the queue size only the last ``queue_size`` keys are kept.
+        """
+        size = self.queue.shape[1]
+        n = keys.shape[1]
+        slots = (self.queue_ptr + torch.arange(n, device=keys.device))[-size:] % size
+        self.queue[:, slots] = F.normalize(keys[:, -size:], dim=-1).to(self.queue.dtype)
+        self.queue_ptr.copy_((self.queue_ptr + n) % size)
