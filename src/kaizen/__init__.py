@@ -6,8 +6,8 @@
 
 __version__ = "0.1.0"
 
-from kaizen.api import run  # noqa: E402
-from kaizen.config import RunConfig  # noqa: E402
-from kaizen.results import Result  # noqa: E402
+from kaizen.api import run
+from kaizen.config import RunConfig
+from kaizen.results import Result
 
 __all__ = ["Result", "RunConfig", "__version__", "run"]

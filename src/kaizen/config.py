@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kaizen.errors import ConfigError
 
@@ -206,6 +213,11 @@ class TrainConfig(Section):
     log_every: int = Field(20, ge=1, description="Steps between loss read-outs.")
     progress: bool = True
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) else value
+
 
 class EvalConfig(Section):
     """Evaluation after every task."""
@@ -230,6 +242,14 @@ class RunConfig(Section):
     eval: EvalConfig = EvalConfig()
 
 
+def _first_line(error: Exception) -> str:
+    problem = getattr(error, "problem", None)
+    mark = getattr(error, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return str(error).splitlines()[0]
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``a.b.c=value`` into its key path and a YAML-parsed value.
 
@@ -242,7 +262,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({error})") from None
+        raise ConfigError(
+            f"override {text!r}: value is not valid YAML ({_first_line(error)})"
+        ) from None
     return key.strip().split("."), value
 
 
@@ -296,19 +318,25 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if not str(part).startswith(("function-", "literal["))]
+    """The dotted config key of a validation error location, without pydantic's union tags."""
+    known = set(_known_keys(RunConfig))
+    parts: list[str] = []
+    for part in loc:
+        candidate = ".".join([*parts, str(part)])
+        if candidate in known or isinstance(part, int):
+            parts.append(str(part))
     return ".".join(parts)
 
 
 def validate_config(tree: dict[str, Any]) -> RunConfig:
-    """Validate a nested dict into a :class:`RunConfig`, or raise a one-line :class:`ConfigError`."""
+    """Validate a config tree into a :class:`RunConfig`, or raise a one-line ConfigError."""
     try:
         return RunConfig.model_validate(tree)
     except ValidationError as error:
         first = error.errors()[0]
-        where = _location(first["loc"])
         if first["type"] == "extra_forbidden":
-            raise _unknown_key_error(where) from None
+            raise _unknown_key_error(".".join(map(str, first["loc"]))) from None
+        where = _location(first["loc"])
         given = first.get("input")
         shown = "" if isinstance(given, dict) else f" = {given!r}"
         message = first["msg"].removeprefix("Value error, ")
@@ -322,7 +350,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config {path} is not valid YAML: {error}") from None
+        raise ConfigError(f"config {path} is not valid YAML: {_first_line(error)}") from None
     if content is None:
         return {}
     if not isinstance(content, dict):

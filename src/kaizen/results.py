@@ -68,8 +68,14 @@ def write_results(result: Result, out_dir: Path) -> None:
     with (out_dir / "metrics.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["task", "classes", *(f"acc_task_{j}" for j in range(num_tasks)), "acc_seen",
-             "train_seconds", "images_seen"]
+            [
+                "task",
+                "classes",
+                *(f"acc_task_{j}" for j in range(num_tasks)),
+                "acc_seen",
+                "train_seconds",
+                "images_seen",
+            ]
         )
         for record in result.tasks:
             seen = record.accuracies[: record.task + 1]

@@ -1,4 +1,4 @@
-"""The continual learner: backbone, SSL heads, classifier and distillation predictor in one module."""
+"""The continual learner: backbone, SSL heads, classifier and distillation predictor."""
 
 from __future__ import annotations
 

@@ -1,12 +1,10 @@
 """Strategies: named sets of weighted loss terms plus how data and models carry across tasks.
 
-| name     | terms (task >= 1)                                  | replay | data per task      | model        |
-|----------|----------------------------------------------------|--------|--------------------|--------------|
-| finetune | SSL + classifier CE  (the paper's "No Distill")    | yes    | current task       | carried over |
-| cassle   | SSL + feature KD + classifier CE                   | yes    | current task       | carried over |
-| kaizen   | SSL + feature KD + classifier CE + classifier KD   | yes    | current task       | carried over |
-| joint    | SSL + classifier CE (upper bound)                  | no     | all tasks so far   | carried over |
-| scratch  | SSL + classifier CE (retraining baseline)          | no     | all tasks so far   | fresh        |
+- finetune: SSL + classifier CE (the paper's "No Distill"); replay; current task; model carried.
+- cassle: SSL + feature KD + classifier CE; replay; current task; model carried.
+- kaizen: SSL + feature KD + classifier CE + classifier KD; replay; current task; model carried.
+- joint: SSL + classifier CE (upper bound); no replay; all tasks so far; model carried.
+- scratch: SSL + classifier CE (retraining baseline); no replay; all tasks so far; fresh model.
 
 At the first task every strategy uses SSL + classifier CE only.
 """

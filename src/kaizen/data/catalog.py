@@ -42,8 +42,9 @@ def _default_idx_folder(name: str) -> Path:
         if _has_idx(folder):
             return folder
     raise DataError(
-        f"{name} not found (looked in {', '.join(str(c) for c in candidates)}); install Debian's "
-        f"dataset-{name} package, or set {DATA_ROOT_ENV} or data.path to the folder of its IDX files"
+        f"{name} not found (looked in {', '.join(str(c) for c in candidates)}); install "
+        f"Debian's dataset-{name} package, or set {DATA_ROOT_ENV} or data.path to the folder "
+        "of its IDX files"
     )
 
 

@@ -34,7 +34,8 @@ class ImageSet:
             )
         if len(self.labels) != len(self.images):
             raise DataError(
-                f"{len(self.images)} images but {len(self.labels)} labels: each image needs one label"
+                f"{len(self.images)} images but {len(self.labels)} labels: "
+                "each image needs one label"
             )
 
     def __len__(self) -> int:

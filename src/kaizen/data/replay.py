@@ -14,7 +14,8 @@ class ReplayBuffer:
     Selection is random with a seeded generator (taking the first images by index would bias
     the buffer). With ``fraction_per_class`` each class keeps that share of its labelled images
     (at least one); with ``budget`` the buffer holds at most ``budget`` images split evenly over
-    the classes seen so far, shrinking older classes as new ones arrive.
+    the classes seen so far (random classes take the remainder), shrinking older classes as new
+    ones arrive.
 
     Attributes:
         indices: int64 (R,) indices into the training split.
@@ -51,8 +52,7 @@ class ReplayBuffer:
         if not per_class:
             return
         if self.config.budget is not None:
-            quota = max(1, self.config.budget // len(per_class))
-            per_class = {label: kept[:quota] for label, kept in per_class.items()}
+            per_class = self._within_budget(per_class, self.config.budget)
         self.indices = torch.cat(list(per_class.values()))
         self.labels = torch.cat(
             [
@@ -60,6 +60,16 @@ class ReplayBuffer:
                 for label, kept in per_class.items()
             ]
         )
+
+    def _within_budget(self, per_class: dict[int, Tensor], budget: int) -> dict[int, Tensor]:
+        """Cut each class to budget // classes images; the remainder goes to random classes."""
+        labels = list(per_class)
+        quota, remainder = divmod(budget, len(labels))
+        lucky = {
+            labels[i]
+            for i in torch.randperm(len(labels), generator=self.generator)[:remainder].tolist()
+        }
+        return {label: kept[: quota + (label in lucky)] for label, kept in per_class.items()}
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"indices": self.indices, "labels": self.labels, "rng": self.generator.get_state()}

@@ -34,17 +34,25 @@ FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16
 
 
 @dataclass
-class DeviceData:
-    """The dataset's tensors on the training device.
+class Stream:
+    """The task sequence and the dataset's tensors on the training device.
 
     Attributes:
-        train_images: uint8 (N, C, H, W); test_images: uint8 (M, C, H, W).
-        test_labels: int64 (M,).
+        data: the dataset as read (host memory).
+        tasks: the scenario's tasks.
+        train_images: uint8 (N, C, H, W) on the device; test_images: uint8 (M, C, H, W).
+        test_labels: int64 (M,) on the device.
+        normalize: uint8 -> normalised float, for evaluation.
+        augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W), for training.
     """
 
+    data: LabelledData
+    tasks: list[Task]
     train_images: Tensor
     test_images: Tensor
     test_labels: Tensor
+    normalize: Normalize
+    augment: TwoViewAugment
 
 
 class NonFiniteLossError(KaizenError):
@@ -73,40 +81,40 @@ class ContinualTrainer:
         """Train every task, evaluating after each; returns the full result."""
         config, fabric = self.config, self.fabric
         data = load_dataset(config.data, config.seed)
-        tasks = build_scenario(data, config.scenario, config.seed)
-        device_data = DeviceData(
+        mean, std = channel_stats(data.train.images)
+        normalize = fabric.to_device(Normalize(mean, std))
+        stream = Stream(
+            data,
+            build_scenario(data, config.scenario, config.seed),
             fabric.to_device(data.train.images),
             fabric.to_device(data.test.images),
             fabric.to_device(data.test.labels),
-        )
-        mean, std = channel_stats(data.train.images)
-        normalize = fabric.to_device(Normalize(mean, std))
-        augment = fabric.to_device(
-            TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
+            normalize,
+            fabric.to_device(
+                TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
+            ),
         )
         replay = ReplayBuffer(config.replay, config.seed)
         result = Result(config, CLASSIFIER_PROTOCOL, environment=self._environment())
         learner = build_learner(config, data.channels, data.num_classes)
         module = fabric.setup_module(learner)
         with TrainingProgress(self.console, config.train.progress) as progress:
-            for task in tasks:
+            for task in stream.tasks:
                 if task.index > 0 and self.strategy.fresh_model_each_task:
                     learner = build_learner(config, data.channels, data.num_classes)
                     module = fabric.setup_module(learner)
                 teacher = None
                 if task.index > 0 and self.strategy.needs_teacher:
                     teacher = fabric.to_device(Teacher.snapshot(learner))
-                record = self._train_task(
-                    learner, module, teacher, task, tasks, data, device_data, augment, replay, progress
-                )
+                record = self._train_task(learner, module, teacher, task, stream, replay, progress)
                 if self.strategy.replay:
                     labelled = task.labelled_indices
                     replay.add(labelled, data.train.labels[labelled])
                 row = accuracy_row(
                     learner,
-                    device_data.test_images,
-                    device_data.test_labels,
-                    tasks,
+                    stream.test_images,
+                    stream.test_labels,
+                    stream.tasks,
                     normalize,
                     config.eval.batch_size,
                 )
@@ -130,17 +138,15 @@ class ContinualTrainer:
         module: torch.nn.Module,
         teacher: Teacher | None,
         task: Task,
-        tasks: list[Task],
-        data: LabelledData,
-        device_data: DeviceData,
-        augment: TwoViewAugment,
+        stream: Stream,
         replay: ReplayBuffer,
         progress: TrainingProgress,
     ) -> TaskRecord:
+        """Train one task; returns its record without the accuracy row."""
         config, fabric = self.config, self.fabric
-        seen = tasks[: task.index + 1] if self.strategy.cumulative_data else [task]
+        seen = stream.tasks[: task.index + 1] if self.strategy.cumulative_data else [task]
         indices = fabric.to_device(torch.cat([t.train_indices for t in seen]))
-        labels = fabric.to_device(training_labels(data.train.labels, seen))
+        labels = fabric.to_device(training_labels(stream.data.train.labels, seen))
         batch_size = min(config.train.batch_size, len(indices))
         steps_per_epoch = len(indices) // batch_size
         epochs = config.train.epochs
@@ -155,7 +161,7 @@ class ContinualTrainer:
         )
         settings = ssl_settings(config)
 
-        progress.start_task(task.index, len(tasks), total_steps)
+        progress.start_task(task.index, len(stream.tasks), total_steps)
         learner.train()
         started = time.perf_counter()
         window_start, window_images, images_seen = started, 0, 0
@@ -170,9 +176,10 @@ class ContinualTrainer:
                     )
                     batch = torch.cat([batch, replay_indices[draw]])
                 schedule.set(step)
+                with torch.no_grad():
+                    views = stream.augment(stream.train_images[batch])
                 values = self._step(
-                    module, teacher, terms, optimizer, augment, device_data, labels, batch,
-                    with_distill,
+                    module, teacher, terms, optimizer, views, labels[batch], with_distill
                 )
                 if learner.ssl.uses_momentum:
                     tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
@@ -197,19 +204,15 @@ class ContinualTrainer:
         teacher: Teacher | None,
         terms: list[WeightedTerm],
         optimizer: torch.optim.Optimizer,
-        augment: TwoViewAugment,
-        device_data: DeviceData,
+        views: Tensor,
         labels: Tensor,
-        batch: Tensor,
         with_distill: bool,
     ) -> dict[str, Tensor]:
-        """One optimisation step on the images at ``batch`` (indices into the training split)."""
-        with torch.no_grad():
-            views = augment(device_data.train_images[batch])
+        """One optimisation step on two views (2B, C, H, W) of B images with labels (B,)."""
         with self.fabric.autocast():
             outputs = module(views, with_distill=with_distill)
             teacher_outputs = teacher(views) if teacher is not None else None
-            step = StepTensors(views, labels[batch].repeat(2), outputs, teacher_outputs)
+            step = StepTensors(views, labels.repeat(2), outputs, teacher_outputs)
             loss, values = total_loss(terms, step)
         optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)

@@ -15,9 +15,7 @@ CLASSIFIER_PROTOCOL = (
 
 
 @torch.no_grad()
-def predict(
-    learner: Learner, images: Tensor, normalize: Normalize, batch_size: int
-) -> Tensor:
+def predict(learner: Learner, images: Tensor, normalize: Normalize, batch_size: int) -> Tensor:
     """Predicted classes (N,) for uint8 images (N, C, H, W), the learner in eval mode."""
     was_training = learner.training
     learner.eval()

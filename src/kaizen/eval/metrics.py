@@ -50,7 +50,8 @@ def forgetting(matrix: Matrix) -> float:
     if size == 1:
         return 0.0
     drops = [
-        max(matrix[l][j] for l in range(j, size - 1)) - matrix[-1][j] for j in range(size - 1)
+        max(matrix[later][j] for later in range(j, size - 1)) - matrix[-1][j]
+        for j in range(size - 1)
     ]
     return sum(drops) / len(drops)
 

@@ -1,0 +1,272 @@
+"""The learner, its frozen teacher and the strategies' loss terms: where gradients go."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from kaizen.config import RunConfig, build_config
+from kaizen.continual.learner import Learner, build_learner
+from kaizen.continual.strategies import STRATEGIES, task_terms
+from kaizen.continual.teacher import Teacher
+from kaizen.continual.terms import StepTensors, classifier_cross_entropy, total_loss
+
+SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
+NUM_CLASSES = 4
+
+
+def _config(ssl: str = "simclr", **strategy) -> RunConfig:
+    return build_config(
+        {
+            "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 16},
+            "ssl": {
+                "method": ssl,
+                "proj_hidden_dim": 16,
+                "proj_output_dim": 8,
+                "pred_hidden_dim": 16,
+                "queue_size": 16,
+            },
+            "strategy": {"distill_predictor_hidden_dim": 16, **strategy},
+        }
+    )
+
+
+def _learner(config: RunConfig) -> Learner:
+    torch.manual_seed(0)
+    return build_learner(config, in_channels=1, num_classes=NUM_CLASSES)
+
+
+def _views(rows: int = 8) -> torch.Tensor:
+    return torch.randn(rows, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is fastest and avoids thread contention on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# 4 images x 2 views; image 1 unlabelled
+LABELS = torch.tensor([0, -1, 2, 3, 0, -1, 2, 3])
+
+
+def _grads(module: nn.Module) -> list[torch.Tensor | None]:
+    return [p.grad for p in module.parameters()]
+
+
+def _has_gradient(module: nn.Module) -> bool:
+    return any(g is not None and torch.count_nonzero(g) > 0 for g in _grads(module))
+
+
+def _no_gradient(module: nn.Module) -> bool:
+    return all(g is None or torch.count_nonzero(g) == 0 for g in _grads(module))
+
+
+# ---------------------------------------------------------------------------- learner
+
+
+def test_learner_outputs_have_the_documented_shapes():
+    learner = _learner(_config())
+    out = learner(_views(), with_distill=True)
+    feature_dim = learner.backbone.feature_dim
+    assert out.features.shape == (8, feature_dim)
+    assert out.projections.shape == (8, 8)
+    assert out.logits.shape == (8, NUM_CLASSES)
+    assert out.distilled is not None and out.distilled.shape == (8, 8)
+    assert learner(_views()).distilled is None
+    assert learner.ssl.settings.proj_output_dim == 8
+    assert learner.ssl.settings.temperature == pytest.approx(0.1)  # SimCLR's paper default kept
+
+
+def test_classifier_loss_does_not_reach_the_backbone_by_default():
+    learner = _learner(_config())
+    out = learner(_views())
+    classifier_cross_entropy(out.logits, LABELS).backward()
+    assert _has_gradient(learner.classifier)
+    assert _no_gradient(learner.backbone)
+    assert _no_gradient(learner.ssl)
+
+
+def test_end_to_end_classifier_loss_trains_the_backbone():
+    learner = _learner(_config(end_to_end=True))
+    out = learner(_views())
+    classifier_cross_entropy(out.logits, LABELS).backward()
+    assert _has_gradient(learner.classifier)
+    assert _has_gradient(learner.backbone)
+    assert _no_gradient(learner.ssl)  # the projector is not on the classifier's path
+
+
+def test_classify_uses_backbone_and_classifier():
+    learner = _learner(_config()).eval()
+    views = _views()
+    with torch.no_grad():
+        expected = learner.classifier(learner.backbone(views))
+        torch.testing.assert_close(learner.classify(views), expected)
+        torch.testing.assert_close(learner(views).logits, expected)
+
+
+# ---------------------------------------------------------------------------- teacher
+
+
+def test_teacher_snapshot_is_frozen_and_stays_in_eval_mode():
+    learner = _learner(_config()).train()
+    teacher = Teacher.snapshot(learner)
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert len(list(teacher.parameters())) > 0
+    assert all(not m.training for m in teacher.modules())
+    teacher.train()
+    assert all(not m.training for m in teacher.modules())
+    parent = nn.ModuleDict({"teacher": teacher, "learner": learner})
+    parent.train()
+    assert all(not m.training for m in teacher.modules())
+    assert learner.training  # the learner itself follows its parent
+    # the learner is not frozen by taking a snapshot
+    assert all(p.requires_grad for p in learner.backbone.parameters())
+    assert all(p.requires_grad for p in learner.classifier.parameters())
+
+
+def test_teacher_outputs_carry_no_gradient():
+    learner = _learner(_config())
+    teacher = Teacher.snapshot(learner)
+    with torch.enable_grad():
+        out = teacher(_views().requires_grad_(True))
+    assert out.projections.shape == (8, 8)
+    assert out.logits.shape == (8, NUM_CLASSES)
+    assert not out.projections.requires_grad and out.projections.grad_fn is None
+    assert not out.logits.requires_grad and out.logits.grad_fn is None
+
+
+def test_teacher_matches_the_learner_at_snapshot_time_in_eval_mode():
+    learner = _learner(_config()).eval()
+    teacher = Teacher.snapshot(learner)
+    views = _views()
+    with torch.no_grad():
+        expected = learner(views)
+    out = teacher(views)
+    torch.testing.assert_close(out.projections, expected.projections)
+    torch.testing.assert_close(out.logits, expected.logits)
+
+
+def test_teacher_weights_and_statistics_do_not_follow_the_learner():
+    learner = _learner(_config()).train()
+    teacher = Teacher.snapshot(learner)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    with torch.no_grad():
+        for p in learner.parameters():
+            p.add_(1.0)
+    learner(_views())  # train mode: updates the learner's BatchNorm running statistics
+    teacher(_views())  # eval mode: uses, and keeps, its own running statistics
+    after = teacher.state_dict()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    learner_state = learner.backbone.state_dict()
+    teacher_state = teacher.backbone.state_dict()
+    assert any(not torch.equal(learner_state[k], teacher_state[k]) for k in learner_state)
+
+
+@pytest.mark.parametrize("ssl", SSL_METHODS)
+def test_full_kaizen_loss_leaves_the_teacher_without_gradient(ssl):
+    config = _config(ssl)
+    learner = _learner(config).train()
+    teacher = Teacher.snapshot(learner)
+    views = _views()
+    step = StepTensors(views, LABELS, learner(views, with_distill=True), teacher(views))
+    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    loss, values = total_loss(terms, step)
+    assert set(values) == {"ssl", "classifier", "feature_distill", "classifier_distill"}
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    # the student parts on the distillation paths are trained
+    assert _has_gradient(learner.predictor)
+    assert _has_gradient(learner.backbone)
+    assert _has_gradient(learner.classifier)
+
+
+def test_classifier_distillation_trains_only_the_classifier():
+    config = _config()
+    learner = _learner(config).train()
+    teacher = Teacher.snapshot(learner)
+    with torch.no_grad():  # make the teacher's soft labels differ from the student's
+        for p in teacher.classifier.parameters():
+            p.mul_(-1.0)
+    views = _views()
+    step = StepTensors(views, LABELS, learner(views, with_distill=True), teacher(views))
+    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    (term,) = [t for t in terms if t.name == "classifier_distill"]
+    term.fn(step).backward()
+    assert _has_gradient(learner.classifier)
+    assert _no_gradient(learner.backbone)
+    assert _no_gradient(learner.ssl)
+    assert _no_gradient(learner.predictor)
+
+
+# ---------------------------------------------------------------------------- task terms
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_first_task_uses_ssl_and_classifier_only(strategy):
+    config = _config()
+    learner = _learner(config)
+    terms = task_terms(STRATEGIES[strategy], config.strategy, learner, has_teacher=False)
+    assert [t.name for t in terms] == ["ssl", "classifier"]
+    assert [t.weight for t in terms] == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "names"),
+    [
+        ("kaizen", {"ssl", "classifier", "feature_distill", "classifier_distill"}),
+        ("cassle", {"ssl", "classifier", "feature_distill"}),
+        ("finetune", {"ssl", "classifier"}),
+        ("joint", {"ssl", "classifier"}),
+        ("scratch", {"ssl", "classifier"}),
+    ],
+)
+def test_later_task_terms_per_strategy(strategy, names):
+    config = _config()
+    learner = _learner(config)
+    terms = task_terms(STRATEGIES[strategy], config.strategy, learner, has_teacher=True)
+    assert {t.name for t in terms} == names
+    assert len(terms) == len(names)
+
+
+def test_strategies_that_distill_need_a_teacher():
+    assert {name for name, s in STRATEGIES.items() if s.needs_teacher} == {"cassle", "kaizen"}
+
+
+def test_kaizen_term_weights_follow_the_config():
+    config = _config(classifier_weight=0.5, classifier_distill_weight=3.0)
+    learner = _learner(config)
+    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    weights = {t.name: t.weight for t in terms}
+    assert weights == {
+        "ssl": 1.0,
+        "classifier": 0.5,
+        "feature_distill": 1.0,
+        "classifier_distill": 3.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("ssl", "weight"), [("simclr", 1.0), ("mocov2plus", 1.0), ("byol", 1.0), ("vicreg", 25.0)]
+)
+def test_default_feature_distill_weight(ssl, weight):
+    config = _config(ssl)
+    learner = _learner(config)
+    for strategy in ("cassle", "kaizen"):
+        terms = task_terms(STRATEGIES[strategy], config.strategy, learner, has_teacher=True)
+        (term,) = [t for t in terms if t.name == "feature_distill"]
+        assert term.weight == weight
+
+
+def test_explicit_feature_distill_weight_wins_over_the_default():
+    config = _config("vicreg", feature_distill_weight=3.0)
+    learner = _learner(config)
+    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    assert {t.name: t.weight for t in terms}["feature_distill"] == 3.0

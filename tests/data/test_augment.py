@@ -1,0 +1,137 @@
+"""Normalisation, channel statistics and the two-view augmentation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kaizen.config import AugmentConfig
+from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+
+NO_OP = {
+    "crop_scale": (1.0, 1.0),
+    "jitter_prob": 0.0,
+    "grayscale_prob": 0.0,
+    "hflip_prob": 0.0,
+    "solarize_prob": (0.0, 0.0),
+    "blur_prob": (0.0, 0.0),
+}
+
+
+def _images(channels: int, n: int = 4, side: int = 16, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, channels, side, side), generator=generator, dtype=torch.uint8)
+
+
+# ---------------------------------------------------------------------------- Normalize
+
+
+def test_normalize_single_channel_by_hand():
+    normalize = Normalize(torch.tensor([0.2]), torch.tensor([0.4]))
+    images = torch.tensor([0, 51, 255, 102], dtype=torch.uint8).reshape(1, 1, 2, 2)
+    out = normalize(images)
+    # 0 -> (0 - 0.2) / 0.4 = -0.5; 51 -> (0.2 - 0.2) / 0.4 = 0; 255 -> 0.8 / 0.4 = 2;
+    # 102 -> (0.4 - 0.2) / 0.4 = 0.5
+    expected = torch.tensor([-0.5, 0.0, 2.0, 0.5]).reshape(1, 1, 2, 2)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected)
+
+
+def test_normalize_uses_each_channel_its_own_mean_and_std():
+    normalize = Normalize(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([1.0, 0.5, 0.25]))
+    images = torch.full((2, 3, 1, 1), 255, dtype=torch.uint8)
+    images[1] = 0
+    out = normalize(images)
+    # image 0 (all 1.0): (1 - 0) / 1 = 1, (1 - 0.5) / 0.5 = 1, (1 - 1) / 0.25 = 0
+    # image 1 (all 0.0): (0 - 0) / 1 = 0, (0 - 0.5) / 0.5 = -1, (0 - 1) / 0.25 = -4
+    torch.testing.assert_close(out[0].flatten(), torch.tensor([1.0, 1.0, 0.0]))
+    torch.testing.assert_close(out[1].flatten(), torch.tensor([0.0, -1.0, -4.0]))
+
+
+# ---------------------------------------------------------------------------- channel_stats
+
+
+def test_channel_stats_of_a_known_tensor():
+    images = torch.zeros(10, 3, 10, 10, dtype=torch.uint8)
+    images[:, 0] = 51  # constant 0.2
+    images[:5, 1] = 255  # half the pixels 1.0, half 0.0
+    images[:, 2, :, :5] = 102  # half 0.4, half 0.0
+    mean, std = channel_stats(images)
+    torch.testing.assert_close(mean, torch.tensor([0.2, 0.5, 0.2]))
+    # a two-valued channel split half / half has std |a - b| / 2 (1000 pixels: the n - 1
+    # correction changes it by 0.05 %)
+    torch.testing.assert_close(std[1:], torch.tensor([0.5, 0.2]), rtol=1e-3, atol=0)
+    # a constant channel has std 0, clamped to a small positive floor
+    assert 0.0 < std[0].item() < 1e-2
+
+
+def test_channel_stats_subsamples_evenly():
+    images = torch.zeros(4, 1, 2, 2, dtype=torch.uint8)
+    images[1::2] = 255  # odd images white, even images black
+    mean, _ = channel_stats(images, max_images=2)
+    assert mean.item() == pytest.approx(0.0)  # every second image: 0 and 2
+    mean_all, _ = channel_stats(images)
+    assert mean_all.item() == pytest.approx(0.5)
+
+
+# ---------------------------------------------------------------------------- TwoViewAugment
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_two_views_shape_and_type(channels):
+    torch.manual_seed(0)
+    normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
+    augment = TwoViewAugment(AugmentConfig(), (16, 16), channels, normalize)
+    out = augment(_images(channels, n=5))
+    assert out.shape == (10, channels, 16, 16)
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_two_views_differ(channels):
+    torch.manual_seed(0)
+    normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
+    augment = TwoViewAugment(AugmentConfig(), (16, 16), channels, normalize)
+    images = _images(channels)
+    out = augment(images)
+    first, second = out[:4], out[4:]
+    assert not torch.allclose(first, second)
+    assert not torch.allclose(first, normalize(images))
+    # a second call draws new augmentations
+    assert not torch.allclose(augment(images), out)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_no_op_augmentation_gives_the_normalised_input_twice(channels):
+    torch.manual_seed(0)
+    normalize = Normalize(torch.linspace(0.3, 0.5, channels), torch.linspace(0.2, 0.3, channels))
+    augment = TwoViewAugment(AugmentConfig(**NO_OP), (16, 16), channels, normalize)
+    images = _images(channels)
+    out = augment(images)
+    expected = normalize(images)
+    torch.testing.assert_close(out[:4], expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[4:], expected, atol=1e-5, rtol=0)
+
+
+def test_solarisation_can_differ_between_views():
+    # view 1 always solarised, view 2 never; solarisation inverts the pixels at or above 0.5
+    config = AugmentConfig(**{**NO_OP, "solarize_prob": (1.0, 0.0)})
+    normalize = Normalize(torch.zeros(1), torch.ones(1))
+    augment = TwoViewAugment(config, (8, 8), 1, normalize)
+    images = torch.full((1, 1, 8, 8), 51, dtype=torch.uint8)  # 0.2: below the threshold
+    images[..., :4] = 204  # 0.8: above, becomes 1 - 0.8 = 0.2
+    out = augment(images)
+    torch.testing.assert_close(out[0], torch.full((1, 8, 8), 0.2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[1], normalize(images)[0], atol=1e-5, rtol=0)
+
+
+def test_horizontal_flip_mirrors_both_views():
+    config = AugmentConfig(**{**NO_OP, "hflip_prob": 1.0})
+    normalize = Normalize(torch.zeros(3), torch.ones(3))
+    augment = TwoViewAugment(config, (16, 16), 3, normalize)
+    images = _images(3, n=2)
+    out = augment(images)
+    mirrored = normalize(images).flip(-1)
+    torch.testing.assert_close(out[:2], mirrored, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[2:], mirrored, atol=1e-5, rtol=0)

@@ -1,0 +1,354 @@
+"""Run configuration: override parsing, validation messages, YAML loading and the presets."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from kaizen.config import RunConfig, build_config, load_yaml, parse_override
+from kaizen.errors import ConfigError
+from kaizen.presets import load_preset, preset_names
+
+# ---------------------------------------------------------------------------- parse_override
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "value"),
+    [
+        ("train.epochs=3", ["train", "epochs"], 3),
+        ("optim.lr=0.25", ["optim", "lr"], 0.25),
+        ("optim.weight_decay=1.0e-4", ["optim", "weight_decay"], 1e-4),
+        ("train.progress=false", ["train", "progress"], False),
+        ("name=my-run", ["name"], "my-run"),
+        ("model.classifier_hidden_dim=null", ["model", "classifier_hidden_dim"], None),
+        ("augment.crop_scale=[0.2, 1.0]", ["augment", "crop_scale"], [0.2, 1.0]),
+        ("scenario.class_order=[[0, 1], [2]]", ["scenario", "class_order"], [[0, 1], [2]]),
+        ("data.synthetic.channels=1", ["data", "synthetic", "channels"], 1),
+        (" train.epochs =7", ["train", "epochs"], 7),
+        ("train.precision='32'", ["train", "precision"], "32"),
+        ("data.path=", ["data", "path"], None),
+    ],
+)
+def test_parse_override_splits_key_and_parses_value_as_yaml(text, path, value):
+    parsed_path, parsed_value = parse_override(text)
+    assert parsed_path == path
+    assert parsed_value == value
+    assert type(parsed_value) is type(value)
+
+
+@pytest.mark.parametrize("text", ["train.epochs", "=3", "  =3", ""])
+def test_parse_override_rejects_text_without_key_and_value(text):
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override(text)
+
+
+def test_parse_override_rejects_invalid_yaml():
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse_override("train.epochs=[1")
+
+
+def test_parse_override_invalid_yaml_message_is_one_line():
+    with pytest.raises(ConfigError) as caught:
+        parse_override("train.epochs=[1")
+    assert "\n" not in str(caught.value)
+
+
+# ---------------------------------------------------------------------------- build_config
+
+
+def test_build_config_defaults_are_the_paper_values():
+    config = build_config({})
+    assert isinstance(config, RunConfig)
+    assert config.strategy.name == "kaizen"
+    assert config.strategy.classifier_distill_weight == 2.0
+    assert config.strategy.feature_distill_weight is None
+    assert config.optim.lars_eta == 0.02
+    assert config.scenario.num_tasks == 5
+
+
+def test_build_config_applies_nested_overrides_over_the_tree():
+    tree = {"train": {"epochs": 10, "batch_size": 64}, "data": {"name": "synthetic"}}
+    config = build_config(
+        tree,
+        [
+            "train.epochs=3",
+            "data.synthetic.num_classes=4",
+            "optim.lr=0.5",
+            "scenario.label_fraction=[0.5, 1.0]",
+            "scenario.num_tasks=2",
+        ],
+    )
+    assert config.train.epochs == 3  # override wins over the tree
+    assert config.train.batch_size == 64  # sibling in the tree kept
+    assert config.data.name == "synthetic"
+    assert config.data.synthetic.num_classes == 4  # section created two levels deep
+    assert config.data.synthetic.train_per_class == 64  # its other fields keep their defaults
+    assert config.optim.lr == 0.5
+    assert config.scenario.label_fraction == [0.5, 1.0]
+    assert config.scenario.label_fraction_of(0) == 0.5
+    assert config.scenario.label_fraction_of(1) == 1.0
+
+
+def test_later_override_of_the_same_key_wins():
+    config = build_config({}, ["train.epochs=3", "train.epochs=4"])
+    assert config.train.epochs == 4
+
+
+def test_build_config_does_not_mutate_the_input_tree():
+    tree = {"train": {"epochs": 10}, "scenario": {"num_tasks": 2, "class_order": [[0], [1]]}}
+    before = copy.deepcopy(tree)
+    config = build_config(tree, ["train.epochs=3", "optim.lr=0.5", "scenario.num_tasks=2"])
+    assert config.train.epochs == 3
+    assert tree == before
+    assert "optim" not in tree
+
+
+def test_single_label_fraction_applies_to_every_task():
+    config = build_config({}, ["scenario.label_fraction=0.25"])
+    assert [config.scenario.label_fraction_of(t) for t in range(5)] == [0.25] * 5
+
+
+# ---------------------------------------------------------------------------- error messages
+
+
+def _error_of(tree: dict, overrides: list[str]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        build_config(tree, overrides)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("override", "unknown", "suggestion"),
+    [
+        ("train.epoch=3", "train.epoch", "train.epochs"),
+        ("trian.epochs=3", "trian", "train"),
+        ("data.synthetic.num_class=3", "data.synthetic.num_class", "data.synthetic.num_classes"),
+        ("optim.classifer_lr=0.1", "optim.classifer_lr", "optim.classifier_lr"),
+    ],
+)
+def test_unknown_override_key_names_the_key_and_suggests_a_close_one(override, unknown, suggestion):
+    message = _error_of({}, [override])
+    assert f"'{unknown}'" in message
+    assert f"did you mean '{suggestion}'" in message
+
+
+def test_unknown_key_in_the_tree_names_the_key_and_suggests_a_close_one():
+    message = _error_of({"train": {"epoch": 3}}, [])
+    assert "'train.epoch'" in message
+    assert "did you mean 'train.epochs'" in message
+
+
+def test_key_below_a_plain_value_is_unknown():
+    message = _error_of({}, ["train.epochs.max=3"])
+    assert "'train.epochs.max'" in message
+
+
+def test_unknown_key_without_close_match_has_no_suggestion():
+    message = _error_of({}, ["zzzzzzzz=1"])
+    assert "'zzzzzzzz'" in message
+    assert "did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "shown"),
+    [
+        ("train.epochs=abc", "train.epochs", "'abc'"),
+        ("train.epochs=-1", "train.epochs", "-1"),
+        ("train.epochs=0", "train.epochs", "0"),
+        ("train.batch_size=1", "train.batch_size", "1"),
+        ("optim.lr=0", "optim.lr", "0"),
+        ("optim.momentum=1.0", "optim.momentum", "1.0"),
+        ("replay.fraction_per_class=1.5", "replay.fraction_per_class", "1.5"),
+        ("strategy.name=ewc", "strategy.name", "'ewc'"),
+        ("ssl.method=swav", "ssl.method", "'swav'"),
+        ("train.progress=[1, 2]", "train.progress", "[1, 2]"),
+    ],
+)
+def test_wrong_type_or_out_of_range_value_names_the_key_and_the_value(override, key, shown):
+    message = _error_of({}, [override])
+    assert f"'{key}'" in message
+    assert shown in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["scenario.label_fraction=1.5"], ["label_fraction", "1.5"]),
+        (["scenario.label_fraction=-0.1"], ["label_fraction", "-0.1"]),
+        (["scenario.num_tasks=2", "scenario.label_fraction=[0.5, 2.0]"], ["label_fraction", "2.0"]),
+        (["augment.crop_scale=[0.5, 0.2]"], ["crop_scale", "(0.5, 0.2)"]),
+        (["augment.crop_scale=[0.0, 1.0]"], ["crop_scale"]),
+        (["augment.crop_scale=[0.5, 1.5]"], ["crop_scale"]),
+        (["augment.solarize_prob=[0.0, 1.2]"], ["solarize_prob"]),
+        # one value per task, or one for all
+        (["scenario.num_tasks=3", "scenario.label_fraction=[0.5, 1.0]"], ["label_fraction", "3"]),
+        (["scenario.num_tasks=3", "scenario.class_order=[[0], [1]]"], ["class_order", "3"]),
+    ],
+)
+def test_invalid_section_values_give_a_one_line_message_naming_the_key(overrides, words):
+    message = _error_of({}, overrides)
+    for word in words:
+        assert word in message
+
+
+def test_matching_list_lengths_are_accepted():
+    config = build_config(
+        {},
+        [
+            "scenario.num_tasks=2",
+            "scenario.label_fraction=[0.1, 0.0]",
+            "scenario.class_order=[[0, 1], [2, 3]]",
+        ],
+    )
+    assert config.scenario.label_fraction == [0.1, 0.0]
+    assert config.scenario.class_order == [[0, 1], [2, 3]]
+
+
+@pytest.mark.parametrize("fraction", ["0", "1", "0.0", "1.0"])
+def test_label_fraction_bounds_are_inclusive(fraction):
+    config = build_config({}, [f"scenario.label_fraction={fraction}"])
+    assert config.scenario.label_fraction == float(fraction)
+
+
+def test_precision_32_is_accepted_as_an_override():
+    assert build_config({}, ["train.precision=32"]).train.precision == "32"
+
+
+# ---------------------------------------------------------------------------- load_yaml
+
+
+def test_load_yaml_reads_a_mapping(tmp_path: Path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  epochs: 2\nname: x\n")
+    assert load_yaml(path) == {"train": {"epochs": 2}, "name": "x"}
+
+
+def test_load_yaml_of_an_empty_file_is_an_empty_tree(tmp_path: Path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_yaml(path) == {}
+
+
+@pytest.mark.parametrize("text", ["- 1\n- 2\n", "just a string\n", "3\n"])
+def test_load_yaml_rejects_a_file_that_is_not_a_mapping(tmp_path: Path, text):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="mapping") as caught:
+        load_yaml(path)
+    assert str(path) in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_yaml_rejects_invalid_yaml(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train: [1\n  epochs: 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML") as caught:
+        load_yaml(path)
+    assert str(path) in str(caught.value)
+
+
+def test_load_yaml_invalid_yaml_message_is_one_line(tmp_path: Path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("train: [1\n  epochs: 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_yaml(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_load_yaml_of_a_missing_file_is_a_config_error(tmp_path: Path):
+    path = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match="cannot read") as caught:
+        load_yaml(path)
+    assert str(path) in str(caught.value)
+
+
+def test_load_yaml_does_not_construct_python_objects(tmp_path: Path):
+    path = tmp_path / "unsafe.yaml"
+    path.write_text("name: !!python/object/apply:os.getcwd []\n")
+    with pytest.raises(ConfigError):
+        load_yaml(path)
+
+
+# ---------------------------------------------------------------------------- presets
+
+SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
+STRATEGIES = ("finetune", "cassle", "kaizen")
+PAPER_PRESETS = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
+
+
+def test_preset_names_are_the_demo_and_the_twelve_paper_settings():
+    names = preset_names()
+    assert names[0] == "demo"
+    assert sorted(names[1:]) == sorted(PAPER_PRESETS)
+    assert len(names) == 13
+    assert len(set(names)) == 13
+
+
+@pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS])
+def test_every_preset_validates(name):
+    config = build_config(load_preset(name))
+    assert config.name == name
+
+
+@pytest.mark.parametrize("name", PAPER_PRESETS)
+def test_paper_presets_name_their_method_and_strategy(name):
+    _, ssl, strategy = name.split("-")
+    config = build_config(load_preset(name))
+    assert config.ssl.method == ssl
+    assert config.strategy.name == strategy
+    assert config.data.name == "cifar100"
+    assert config.scenario.num_tasks == 5
+    assert config.model.backbone == "resnet18"
+    assert config.train.epochs == 500
+    assert config.train.batch_size == 256
+    assert config.replay.fraction_per_class == 0.01
+    assert config.optim.lars_eta == 0.02
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_vicreg_presets_use_vicreg_optimiser_settings(strategy):
+    config = build_config(load_preset(f"cifar100-vicreg-{strategy}"))
+    assert config.optim.lr == pytest.approx(0.3)
+    assert config.optim.classifier_lr == pytest.approx(0.05)
+    assert config.optim.weight_decay == pytest.approx(1e-4)
+    assert config.augment.crop_scale == (0.2, 1.0)
+    assert config.augment.solarize_prob == (0.1, 0.1)
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in PAPER_PRESETS if not name.startswith("cifar100-vicreg")]
+)
+def test_other_paper_presets_use_the_shared_optimiser_settings(name):
+    config = build_config(load_preset(name))
+    assert config.optim.lr == pytest.approx(1.0)
+    assert config.optim.classifier_lr == pytest.approx(0.1)
+    assert config.optim.weight_decay == pytest.approx(1e-5)
+    assert config.augment.crop_scale == (0.08, 1.0)
+    assert config.augment.solarize_prob == (0.0, 0.2)
+
+
+def test_preset_trees_are_independent_copies():
+    tree = load_preset("cifar100-simclr-kaizen")
+    tree["optim"]["lr"] = 123.0
+    assert build_config(load_preset("cifar100-simclr-kaizen")).optim.lr == pytest.approx(1.0)
+
+
+def test_preset_accepts_overrides():
+    config = build_config(load_preset("demo"), ["train.epochs=1", "strategy.name=cassle"])
+    assert config.train.epochs == 1
+    assert config.strategy.name == "cassle"
+    assert config.model.backbone == "convnet"
+
+
+@pytest.mark.parametrize(
+    "name", ["nope", "cifar100-swav-kaizen", "cifar100-simclr-ewc", "cifar10-simclr-kaizen", ""]
+)
+def test_unknown_preset_raises_config_error(name):
+    with pytest.raises(ConfigError, match="unknown preset") as caught:
+        load_preset(name)
+    assert f"'{name}'" in str(caught.value)
+    assert "\n" not in str(caught.value)
