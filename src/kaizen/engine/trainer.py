@@ -17,7 +17,6 @@ from kaizen.config import RunConfig
 from kaizen.continual.learner import Learner, build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
 from kaizen.continual.teacher import Teacher
-from kaizen.continual.terms import StepTensors, WeightedTerm, total_loss
 from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
 from kaizen.data.catalog import load_dataset
 from kaizen.data.imageset import LabelledData
@@ -25,6 +24,7 @@ from kaizen.data.replay import ReplayBuffer
 from kaizen.data.scenario import Task, build_scenario, training_labels
 from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.progress import TrainingProgress
+from kaizen.engine.step import TrainStep
 from kaizen.errors import KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, accuracy_row
 from kaizen.results import Result, TaskRecord, write_results
@@ -155,7 +155,7 @@ class ContinualTrainer:
         optimizer = fabric.setup_optimizers(build_optimizer(learner, config.optim, batch_size))
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
         terms = task_terms(self.strategy, config.strategy, learner, teacher is not None)
-        with_distill = any(term.name == "feature_distill" for term in terms)
+        train_step = TrainStep(fabric, learner, module, teacher, terms, optimizer, stream.augment)
         replay_indices = (
             fabric.to_device(replay.indices) if self.strategy.replay and len(replay) else None
         )
@@ -176,14 +176,8 @@ class ContinualTrainer:
                     )
                     batch = torch.cat([batch, replay_indices[draw]])
                 schedule.set(step)
-                with torch.no_grad():
-                    views = stream.augment(stream.train_images[batch])
-                values = self._step(
-                    module, teacher, terms, optimizer, views, labels[batch], with_distill
-                )
-                if learner.ssl.uses_momentum:
-                    tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
-                    learner.ssl.momentum_update(learner.backbone, tau)
+                tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
+                values = train_step(stream.train_images[batch], labels[batch], tau)
                 step += 1
                 window_images += len(batch)
                 if step % config.train.log_every == 0 or step == total_steps:
@@ -197,27 +191,6 @@ class ContinualTrainer:
         return TaskRecord(
             task.index, task.classes, [], time.perf_counter() - started, images_seen, step
         )
-
-    def _step(
-        self,
-        module: torch.nn.Module,
-        teacher: Teacher | None,
-        terms: list[WeightedTerm],
-        optimizer: torch.optim.Optimizer,
-        views: Tensor,
-        labels: Tensor,
-        with_distill: bool,
-    ) -> dict[str, Tensor]:
-        """One optimisation step on two views (2B, C, H, W) of B images with labels (B,)."""
-        with self.fabric.autocast():
-            outputs = module(views, with_distill=with_distill)
-            teacher_outputs = teacher(views) if teacher is not None else None
-            step = StepTensors(views, labels.repeat(2), outputs, teacher_outputs)
-            loss, values = total_loss(terms, step)
-        optimizer.zero_grad(set_to_none=True)
-        self.fabric.backward(loss)
-        optimizer.step()
-        return values
 
     @staticmethod
     def _read_losses(

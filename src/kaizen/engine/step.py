@@ -1,0 +1,65 @@
+"""One training step: augment, forward student and teacher, weighted loss, backward, update."""
+
+from __future__ import annotations
+
+import torch
+from lightning.fabric import Fabric
+from torch import Tensor, nn
+
+from kaizen.continual.learner import Learner
+from kaizen.continual.teacher import Teacher
+from kaizen.continual.terms import StepTensors, WeightedTerm, total_loss
+from kaizen.data.augment import TwoViewAugment
+
+
+class TrainStep:
+    """The hot path of training, shared by the trainer and the benchmark.
+
+    Args:
+        fabric: the Fabric instance that set up ``module`` and ``optimizer``.
+        learner: the learner (unwrapped), for its SSL method's momentum update.
+        module: ``learner`` as returned by ``fabric.setup_module``.
+        teacher: the frozen previous model, or None.
+        terms: the weighted loss terms of the task.
+        optimizer: the task's optimiser, set up by Fabric.
+        augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W).
+    """
+
+    def __init__(
+        self,
+        fabric: Fabric,
+        learner: Learner,
+        module: nn.Module,
+        teacher: Teacher | None,
+        terms: list[WeightedTerm],
+        optimizer: torch.optim.Optimizer,
+        augment: TwoViewAugment,
+    ) -> None:
+        self.fabric = fabric
+        self.learner = learner
+        self.module = module
+        self.teacher = teacher
+        self.terms = terms
+        self.optimizer = optimizer
+        self.augment = augment
+        self.with_distill = any(term.name == "feature_distill" for term in terms)
+
+    def __call__(self, images: Tensor, labels: Tensor, tau: float) -> dict[str, Tensor]:
+        """Train on uint8 images (B, C, H, W) with labels (B,) (-1 = unlabelled).
+
+        ``tau`` is the momentum-encoder EMA rate for this step (ignored by methods without one).
+        Returns each term's unweighted value as a detached device tensor (no host sync).
+        """
+        with torch.no_grad():
+            views = self.augment(images)
+        with self.fabric.autocast():
+            outputs = self.module(views, with_distill=self.with_distill)
+            teacher_outputs = self.teacher(views) if self.teacher is not None else None
+            step = StepTensors(views, labels.repeat(2), outputs, teacher_outputs)
+            loss, values = total_loss(self.terms, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.fabric.backward(loss)
+        self.optimizer.step()
+        if self.learner.ssl.uses_momentum:
+            self.learner.ssl.momentum_update(self.learner.backbone, tau)
+        return values
