@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from kaizen.config import RunConfig, build_config, load_yaml
+from kaizen.engine.rundir import read_run_config, start_run_dir
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.presets import load_preset
 from kaizen.results import Result
@@ -34,13 +35,25 @@ def run(
     out_dir: str | Path = "runs/latest",
     overrides: Sequence[str] = (),
     console: Console | None = None,
+    force: bool = False,
 ) -> Result:
-    """Run a continual sequence and write results.json, metrics.csv and checkpoints to ``out_dir``.
+    """Run a continual sequence in the run directory ``out_dir``.
 
     Args:
         config: a preset name (``kaizen presets``), a YAML file, a dict tree or a RunConfig.
-        out_dir: the run directory.
+        out_dir: the run directory; one that already holds a run is refused unless ``force``.
         overrides: dotted ``key=value`` settings applied on top, e.g. ``["train.epochs=2"]``.
+        force: replace a run already in ``out_dir``.
+
+    The config and the data are checked before anything in ``out_dir`` is touched.
     """
     resolved = resolve_config(config, overrides)
-    return ContinualTrainer(resolved, Path(out_dir), console).run()
+    trainer = ContinualTrainer(resolved, Path(out_dir), console)
+    start_run_dir(Path(out_dir), resolved, force)
+    return trainer.run()
+
+
+def resume(out_dir: str | Path, console: Console | None = None) -> Result:
+    """Continue the run in ``out_dir`` from its newest valid checkpoint."""
+    config = read_run_config(Path(out_dir))
+    return ContinualTrainer(config, Path(out_dir), console).run(resume=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from kaizen.api import resolve_config
-from kaizen.engine.trainer import ContinualTrainer
+from kaizen.api import resolve_config, resume, run
+from kaizen.engine.interrupt import RunInterrupted
 from kaizen.errors import KaizenError
 from kaizen.presets import load_preset, preset_names
 from kaizen.results import Result
@@ -42,14 +42,22 @@ def _matrix_table(result: Result) -> Table:
     return table
 
 
+def _summary(result: Result, out_dir: Path, console: Console) -> int:
+    console.print(_matrix_table(result))
+    console.print(_metrics_table({result.config.strategy.name: result}))
+    console.print(f"results written to {out_dir / 'results.json'}")
+    return 0
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     config = resolve_config(args.config, args.overrides)
     out_dir = Path(args.out) if args.out else Path("runs") / config.name
-    result = ContinualTrainer(config, out_dir, console).run()
-    console.print(_matrix_table(result))
-    console.print(_metrics_table({config.strategy.name: result}))
-    console.print(f"results written to {out_dir / 'results.json'}")
-    return 0
+    return _summary(run(config, out_dir, console=console, force=args.force), out_dir, console)
+
+
+def _resume(args: argparse.Namespace, console: Console) -> int:
+    out_dir = Path(args.dir)
+    return _summary(resume(out_dir, console), out_dir, console)
 
 
 def _presets(args: argparse.Namespace, console: Console) -> int:
@@ -70,8 +78,8 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     results = {}
     for strategy in DEMO_STRATEGIES:
         console.rule(f"demo: {strategy}")
-        config = resolve_config("demo", [f"strategy.name={strategy}", *args.overrides])
-        results[strategy] = ContinualTrainer(config, out_root / strategy, console).run()
+        overrides = [f"strategy.name={strategy}", *args.overrides]
+        results[strategy] = run("demo", out_root / strategy, overrides, console, force=True)
     for result in results.values():
         console.print(_matrix_table(result))
     console.print(_metrics_table(results))
@@ -85,16 +93,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser(
+    run_parser = commands.add_parser(
         "run",
         help="run a continual sequence",
         description="Run a preset or a YAML config, task after task; writes results.json, "
         "metrics.csv and a checkpoint per task to --out.",
     )
-    run.add_argument("config", help="a preset name (see `kaizen presets`) or a YAML file")
-    run.add_argument("overrides", nargs="*", help="dotted settings, e.g. train.epochs=10")
-    run.add_argument("--out", help="run directory (default: runs/<config name>)")
-    run.set_defaults(handler=_run)
+    run_parser.add_argument("config", help="a preset name (see `kaizen presets`) or a YAML file")
+    run_parser.add_argument("overrides", nargs="*", help="dotted settings, e.g. train.epochs=10")
+    run_parser.add_argument("--out", help="run directory (default: runs/<config name>)")
+    run_parser.add_argument(
+        "--force", action="store_true", help="replace a run already in the run directory"
+    )
+    run_parser.set_defaults(handler=_run)
+
+    resume_parser = commands.add_parser(
+        "resume",
+        help="continue a run from its newest valid checkpoint",
+        description="Continue the run in DIR from its newest valid checkpoint, with the config "
+        "it was started with; a corrupt checkpoint is reported and the previous one used.",
+    )
+    resume_parser.add_argument("dir", help="the run directory")
+    resume_parser.set_defaults(handler=_resume)
 
     presets = commands.add_parser("presets", help="list the presets")
     presets.set_defaults(handler=_presets)
@@ -106,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune and kaizen and prints their metrics side by side.",
     )
     demo.add_argument("overrides", nargs="*", help="dotted settings applied to both runs")
-    demo.add_argument("--out", default="runs/demo", help="run directory root")
+    demo.add_argument(
+        "--out", default="runs/demo", help="run directory root (earlier demo runs are replaced)"
+    )
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -117,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=False)
     try:
         return args.handler(args, console)
+    except RunInterrupted as error:
+        print(f"kaizen: {error}", file=sys.stderr)
+        return error.exit_code
     except KaizenError as error:
         print(f"kaizen: error: {error}", file=sys.stderr)
         return 2

@@ -212,6 +212,10 @@ class TrainConfig(Section):
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
     log_every: int = Field(20, ge=1, description="Steps between loss read-outs.")
     progress: bool = True
+    checkpoint_every_epochs: int = Field(
+        10, ge=1, description="Epochs between checkpoints inside a task (and at every task end)."
+    )
+    keep_checkpoints: int = Field(3, ge=1, description="How many of the newest to keep.")
 
     @field_validator("precision", mode="before")
     @classmethod

@@ -1,27 +1,45 @@
-"""The outcome of a run: accuracy matrix, metrics and per-task records, written as files."""
+"""The outcome of a run: accuracy matrix, metrics, per-task records and costs, written as files.
+
+``results.json`` holds only what the config and seed determine (bit-identical on CPU for the same
+config and seed, also across interruptions); wall times and memory go to ``costs.json``.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kaizen.config import RunConfig, to_plain
+from kaizen.engine.atomic import atomic_write_text
 from kaizen.eval.metrics import Metric, continual_metrics
 
 
 @dataclass(frozen=True)
 class TaskRecord:
-    """What one task did: its classes, its accuracy-matrix row, and its cost."""
+    """What one task did: its classes, its accuracy-matrix row, and how much it trained."""
 
     task: int
     classes: tuple[int, ...]
     accuracies: list[float]
-    train_seconds: float
     images_seen: int
     steps: int
+    test_size: int
+
+
+@dataclass(frozen=True)
+class TaskCost:
+    """What one task cost: wall time of the whole task, of training alone, and peak memory."""
+
+    task: int
+    wall_seconds: float
+    train_seconds: float
+    images_seen: int
+    peak_memory_bytes: int
+    memory_kind: str
 
 
 @dataclass
@@ -31,6 +49,7 @@ class Result:
     config: RunConfig
     protocol: str
     tasks: list[TaskRecord] = field(default_factory=list)
+    costs: list[TaskCost] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -50,6 +69,7 @@ class Result:
         return continual_metrics([row[:trained] for row in self.accuracy_matrix], self.protocol)
 
     def to_json(self) -> dict[str, Any]:
+        """Everything deterministic about the run, as JSON-ready data."""
         return {
             "config": to_plain(self.config),
             "complete": self.complete,
@@ -60,32 +80,38 @@ class Result:
         }
 
 
-def write_results(result: Result, out_dir: Path) -> None:
-    """Write ``results.json`` (everything) and ``metrics.csv`` (one row per task)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "results.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    num_tasks = len(result.tasks)
-    with (out_dir / "metrics.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
+def _metrics_csv(result: Result) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    num_tasks = result.config.scenario.num_tasks
+    writer.writerow(
+        [
+            "task",
+            "classes",
+            *(f"acc_task_{j}" for j in range(num_tasks)),
+            "acc_seen",
+            "images_seen",
+            "train_seconds",
+        ]
+    )
+    for record, cost in zip(result.tasks, result.costs, strict=True):
+        seen = record.accuracies[: record.task + 1]
         writer.writerow(
             [
-                "task",
-                "classes",
-                *(f"acc_task_{j}" for j in range(num_tasks)),
-                "acc_seen",
-                "train_seconds",
-                "images_seen",
+                record.task,
+                " ".join(map(str, record.classes)),
+                *(f"{value:.4f}" for value in record.accuracies),
+                f"{sum(seen) / len(seen):.4f}",
+                record.images_seen,
+                f"{cost.train_seconds:.2f}",
             ]
         )
-        for record in result.tasks:
-            seen = record.accuracies[: record.task + 1]
-            writer.writerow(
-                [
-                    record.task,
-                    " ".join(map(str, record.classes)),
-                    *(f"{value:.4f}" for value in record.accuracies),
-                    f"{sum(seen) / len(seen):.4f}",
-                    f"{record.train_seconds:.2f}",
-                    record.images_seen,
-                ]
-            )
+    return buffer.getvalue()
+
+
+def write_results(result: Result, out_dir: Path) -> None:
+    """Write ``results.json``, ``costs.json`` and ``metrics.csv``, each atomically."""
+    atomic_write_text(out_dir / "results.json", json.dumps(result.to_json(), indent=2) + "\n")
+    costs = {"tasks": [asdict(cost) for cost in result.costs], "environment": result.environment}
+    atomic_write_text(out_dir / "costs.json", json.dumps(costs, indent=2) + "\n")
+    atomic_write_text(out_dir / "metrics.csv", _metrics_csv(result))

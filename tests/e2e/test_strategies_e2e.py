@@ -32,11 +32,13 @@ def test_every_strategy_completes_a_sequence(strategy: str, tiny, tmp_path: Path
         "backward_transfer",
     }
     assert all(metric["protocol"] for metric in saved["metrics"].values())
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
-        "task-0.ckpt",
-        "task-1.ckpt",
-        "task-2.ckpt",
+    # one checkpoint at the end of each task, each with its checksum file
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == [
+        "ckpt-t001-e00000-b0000000.pt",
+        "ckpt-t002-e00000-b0000000.pt",
+        "ckpt-t003-e00000-b0000000.pt",
     ]
+    assert len(list((tmp_path / "checkpoints").glob("*.pt.sha256"))) == 3
     lines = (tmp_path / "metrics.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 3
 

@@ -44,9 +44,9 @@ class TrainingProgress:
     ) -> None:
         self.progress.stop()
 
-    def start_task(self, task: int, num_tasks: int, total_steps: int) -> None:
+    def start_task(self, task: int, num_tasks: int, total_steps: int, completed: int = 0) -> None:
         self.bar = self.progress.add_task(
-            f"task {task + 1}/{num_tasks}", total=total_steps, stats=""
+            f"task {task + 1}/{num_tasks}", total=total_steps, completed=completed, stats=""
         )
 
     def update(

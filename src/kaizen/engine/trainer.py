@@ -1,11 +1,20 @@
-"""The continual training loop on Lightning Fabric: task after task, evaluate, checkpoint."""
+"""The continual training loop on Lightning Fabric: task after task, evaluate, checkpoint, resume.
+
+The whole run state (learner, teacher, optimiser, replay buffer, RNG, position, results so far)
+goes into one checkpoint every ``train.checkpoint_every_epochs`` epochs, at the end of each task
+and on SIGINT/SIGTERM. A resumed run continues from the newest valid checkpoint with the
+previous task's teacher as saved, and on CPU ends with the same results as an uninterrupted run.
+"""
 
 from __future__ import annotations
 
 import platform
+import resource
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.fabric import Fabric
@@ -13,54 +22,69 @@ from rich.console import Console
 from torch import Tensor
 
 import kaizen
-from kaizen.config import RunConfig
+from kaizen.config import RunConfig, to_plain
 from kaizen.continual.learner import Learner, build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
 from kaizen.continual.teacher import Teacher
-from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
-from kaizen.data.catalog import load_dataset
-from kaizen.data.imageset import LabelledData
 from kaizen.data.replay import ReplayBuffer
-from kaizen.data.scenario import Task, build_scenario, training_labels
+from kaizen.data.scenario import Task, training_labels
+from kaizen.engine.checkpoints import CheckpointStore, Position
+from kaizen.engine.interrupt import RunInterrupted, StopRequests
 from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.progress import TrainingProgress
+from kaizen.engine.rng import capture_rng, restore_rng
+from kaizen.engine.rundir import CHECKPOINT_FOLDER, inside_run_dir
 from kaizen.engine.step import TrainStep
+from kaizen.engine.stream import Stream, load_stream
 from kaizen.errors import KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, accuracy_row
-from kaizen.results import Result, TaskRecord, write_results
+from kaizen.results import Result, TaskCost, TaskRecord, write_results
 from kaizen.ssl.base import momentum_tau
 
 FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-
-
-@dataclass
-class Stream:
-    """The task sequence and the dataset's tensors on the training device.
-
-    Attributes:
-        data: the dataset as read (host memory).
-        tasks: the scenario's tasks.
-        train_images: uint8 (N, C, H, W) on the device; test_images: uint8 (M, C, H, W).
-        test_labels: int64 (M,) on the device.
-        normalize: uint8 -> normalised float, for evaluation.
-        augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W), for training.
-    """
-
-    data: LabelledData
-    tasks: list[Task]
-    train_images: Tensor
-    test_images: Tensor
-    test_labels: Tensor
-    normalize: Normalize
-    augment: TwoViewAugment
+CHECKPOINT_FORMAT = 1
 
 
 class NonFiniteLossError(KaizenError):
     """A loss term became NaN or infinite."""
 
 
+class LossWatch:
+    """Tracks, on the device and without host syncs, the first step where each term was not finite.
+
+    ``first_bad[k]`` is -1 while term k has stayed finite, else the task step where it first was
+    NaN or infinite.
+    """
+
+    def __init__(self, names: list[str], device: torch.device) -> None:
+        self.names = names
+        self.first_bad = torch.full((len(names),), -1, dtype=torch.int64, device=device)
+
+    def observe(self, values: dict[str, Tensor], step: int) -> None:
+        finite = torch.stack([torch.isfinite(values[name]).all() for name in self.names])
+        self.first_bad = torch.where(
+            (~finite) & (self.first_bad < 0), torch.full_like(self.first_bad, step), self.first_bad
+        )
+
+    def check(self, task: int, steps_per_epoch: int) -> None:
+        """Raise :class:`NonFiniteLossError` naming the first bad term and where it happened."""
+        bad = self.first_bad.tolist()
+        failures = [(step, name) for step, name in zip(bad, self.names, strict=True) if step >= 0]
+        if failures:
+            step, name = min(failures)
+            raise NonFiniteLossError(
+                f"loss term '{name}' became NaN or infinite at task {task}, epoch "
+                f"{step // steps_per_epoch}, step {step}; the run stopped and its last good "
+                "checkpoint is kept (lower optim.lr or use train.precision=32)"
+            )
+
+
 class ContinualTrainer:
-    """Runs one continual sequence as ``config`` says and writes its results to ``out_dir``."""
+    """Runs one continual sequence as ``config`` says, in the run directory ``out_dir``.
+
+    Construction reads and checks the data (so bad input fails before anything is written);
+    :meth:`run` trains, from the start or from the newest valid checkpoint.
+    """
 
     def __init__(self, config: RunConfig, out_dir: Path, console: Console | None = None) -> None:
         self.config = config
@@ -75,75 +99,135 @@ class ContinualTrainer:
             devices=train.devices,
             precision=FABRIC_PRECISION[train.precision],  # type: ignore[arg-type]
         )
-        self.fabric.seed_everything(config.seed, verbose=False)
-
-    def run(self) -> Result:
-        """Train every task, evaluating after each; returns the full result."""
-        config, fabric = self.config, self.fabric
-        data = load_dataset(config.data, config.seed)
-        mean, std = channel_stats(data.train.images)
-        normalize = fabric.to_device(Normalize(mean, std))
-        stream = Stream(
-            data,
-            build_scenario(data, config.scenario, config.seed),
-            fabric.to_device(data.train.images),
-            fabric.to_device(data.test.images),
-            fabric.to_device(data.test.labels),
-            normalize,
-            fabric.to_device(
-                TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
-            ),
+        if config.data.cache_dir is not None:
+            cache = inside_run_dir(out_dir, config.data.cache_dir, "data.cache_dir")
+            config = config.model_copy(
+                update={"data": config.data.model_copy(update={"cache_dir": cache})}
+            )
+        self.stream: Stream = load_stream(config, self.fabric)
+        self.store = CheckpointStore(
+            out_dir / CHECKPOINT_FOLDER, train.keep_checkpoints, self._warn
         )
-        replay = ReplayBuffer(config.replay, config.seed)
-        result = Result(config, CLASSIFIER_PROTOCOL, environment=self._environment())
-        learner = build_learner(config, data.channels, data.num_classes)
-        module = fabric.setup_module(learner)
-        with TrainingProgress(self.console, config.train.progress) as progress:
-            for task in stream.tasks:
-                if task.index > 0 and self.strategy.fresh_model_each_task:
-                    learner = build_learner(config, data.channels, data.num_classes)
-                    module = fabric.setup_module(learner)
-                teacher = None
-                if task.index > 0 and self.strategy.needs_teacher:
-                    teacher = fabric.to_device(Teacher.snapshot(learner))
-                record = self._train_task(learner, module, teacher, task, stream, replay, progress)
-                if self.strategy.replay:
-                    labelled = task.labelled_indices
-                    replay.add(labelled, data.train.labels[labelled])
-                row = accuracy_row(
-                    learner,
-                    stream.test_images,
-                    stream.test_labels,
-                    stream.tasks,
-                    normalize,
-                    config.eval.batch_size,
-                )
-                result.tasks.append(
-                    TaskRecord(
-                        task.index,
-                        task.classes,
-                        row,
-                        record.train_seconds,
-                        record.images_seen,
-                        record.steps,
-                    )
-                )
-                self._save_checkpoint(learner, teacher, replay, result, task.index)
-                write_results(result, self.out_dir)
-        return result
+        self.stops = StopRequests()
 
-    def _train_task(
+    def _warn(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/yellow] {message}")
+
+    def run(self, resume: bool = False) -> Result:
+        """Train every remaining task; returns the full result.
+
+        With ``resume``, continue from the newest valid checkpoint (or from the start when
+        there is none).
+        """
+        for message in self.stream.warnings:
+            self._warn(message)
+        self.fabric.seed_everything(self.config.seed, verbose=False)
+        self.result = Result(self.config, CLASSIFIER_PROTOCOL, environment=self._environment())
+        self.replay = ReplayBuffer(self.config.replay, self.config.seed)
+        self._set_learner(self._new_learner())
+        self.teacher: Teacher | None = None
+        saved = self._load_checkpoint() if resume else None
+        position = Position(0, 0, 0) if saved is None else self._restore(saved)
+        with self.stops, TrainingProgress(self.console, self.config.train.progress) as progress:
+            for task in self.stream.tasks[position.task :]:
+                resumed = saved if saved is not None and not position.at_task_start else None
+                self._run_task(task, position, resumed, progress)
+                position, saved = Position(task.index + 1, 0, 0), None
+        return self.result
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _new_learner(self) -> Learner:
+        data = self.stream.data
+        return build_learner(self.config, data.channels, data.num_classes)
+
+    def _set_learner(self, learner: Learner) -> None:
+        self.learner = learner
+        self.module = self.fabric.setup_module(learner)
+
+    def _checkpoint(
         self,
-        learner: Learner,
-        module: torch.nn.Module,
-        teacher: Teacher | None,
+        position: Position,
+        optimizer: torch.optim.Optimizer | None,
+        order: Tensor | None,
+        task_clock: dict[str, float],
+    ) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": to_plain(self.config),
+            "position": asdict(position),
+            "learner": self.learner.state_dict(),
+            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
+            "epoch_order": order.cpu() if order is not None else None,
+            "replay": self.replay.state_dict(),
+            "records": [asdict(record) for record in self.result.tasks],
+            "costs": [asdict(cost) for cost in self.result.costs],
+            "task_clock": task_clock,
+            "rng": capture_rng(),
+        }
+
+    def _save(
+        self,
+        position: Position,
+        optimizer: torch.optim.Optimizer | None,
+        order: Tensor | None,
+        task_clock: dict[str, float],
+    ) -> None:
+        if self.fabric.is_global_zero:
+            self.store.save(self._checkpoint(position, optimizer, order, task_clock), position)
+        self.fabric.barrier()
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        found = self.store.load_latest()
+        if found is None:
+            self._warn(f"no valid checkpoint in {self.store.folder}; starting from the first task")
+            return None
+        state, path = found
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise KaizenError(f"{path} has checkpoint format {state.get('format')}; expected 1")
+        if state["config"] != to_plain(self.config):
+            raise KaizenError(
+                f"{path} was written with another config than {self.out_dir / 'config.yaml'}; "
+                "restore that file or start a new run"
+            )
+        self.console.print(f"resuming from {path.name}")
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> Position:
+        position = Position(**state["position"])
+        self.learner.load_state_dict(state["learner"])
+        if state["teacher"] is not None:
+            self.teacher = self.fabric.to_device(Teacher.snapshot(self.learner))
+            self.teacher.load_state_dict(state["teacher"])
+        self.replay.load_state_dict(state["replay"])
+        self.result.tasks = [
+            TaskRecord(**{**record, "classes": tuple(record["classes"])})
+            for record in state["records"]
+        ]
+        self.result.costs = [TaskCost(**cost) for cost in state["costs"]]
+        restore_rng(state["rng"])
+        return position
+
+    # -- one task ------------------------------------------------------------------------------
+
+    def _run_task(
+        self,
         task: Task,
-        stream: Stream,
-        replay: ReplayBuffer,
+        start: Position,
+        resumed: dict[str, Any] | None,
         progress: TrainingProgress,
-    ) -> TaskRecord:
-        """Train one task; returns its record without the accuracy row."""
-        config, fabric = self.config, self.fabric
+    ) -> None:
+        """Train ``task`` from ``start``, evaluate, record, checkpoint."""
+        config, fabric, stream = self.config, self.fabric, self.stream
+        before = dict(resumed["task_clock"]) if resumed else {"wall": 0.0, "train": 0.0}
+        wall_start = time.perf_counter()
+        if resumed is None:
+            if task.index > 0 and self.strategy.fresh_model_each_task:
+                self._set_learner(self._new_learner())
+            self.teacher = None
+            if task.index > 0 and self.strategy.needs_teacher:
+                self.teacher = fabric.to_device(Teacher.snapshot(self.learner))
         seen = stream.tasks[: task.index + 1] if self.strategy.cumulative_data else [task]
         indices = fabric.to_device(torch.cat([t.train_indices for t in seen]))
         labels = fabric.to_device(training_labels(stream.data.train.labels, seen))
@@ -152,83 +236,129 @@ class ContinualTrainer:
         epochs = config.train.epochs
         total_steps = steps_per_epoch * epochs
 
-        optimizer = fabric.setup_optimizers(build_optimizer(learner, config.optim, batch_size))
+        optimizer = build_optimizer(self.learner, config.optim, batch_size)
+        if resumed is not None and resumed["optimizer"] is not None:
+            optimizer.load_state_dict(resumed["optimizer"])
+        optimizer = fabric.setup_optimizers(optimizer)
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
-        terms = task_terms(self.strategy, config.strategy, learner, teacher is not None)
-        train_step = TrainStep(fabric, learner, module, teacher, terms, optimizer, stream.augment)
-        replay_indices = (
-            fabric.to_device(replay.indices) if self.strategy.replay and len(replay) else None
+        terms = task_terms(self.strategy, config.strategy, self.learner, self.teacher is not None)
+        train_step = TrainStep(
+            fabric, self.learner, self.module, self.teacher, terms, optimizer, stream.augment
         )
+        watch = LossWatch([term.name for term in terms], fabric.device)
+        replay_indices = (
+            fabric.to_device(self.replay.indices)
+            if self.strategy.replay and len(self.replay)
+            else None
+        )
+        replay_batch = config.replay.batch_size if replay_indices is not None else 0
         settings = ssl_settings(config)
 
-        progress.start_task(task.index, len(stream.tasks), total_steps)
-        learner.train()
-        started = time.perf_counter()
-        window_start, window_images, images_seen = started, 0, 0
-        step = 0
-        for epoch in range(epochs):
-            order = indices[torch.randperm(len(indices), device=indices.device)]
-            for batch_start in range(0, steps_per_epoch * batch_size, batch_size):
-                batch = order[batch_start : batch_start + batch_size]
+        def clock() -> dict[str, float]:
+            now = time.perf_counter()
+            return {
+                "wall": before["wall"] + now - wall_start,
+                "train": before["train"] + now - train_start,
+            }
+
+        def save(position: Position, order: Tensor | None) -> None:
+            watch.check(task.index, steps_per_epoch)
+            self._save(position, optimizer, order, clock())
+
+        step = start.epoch * steps_per_epoch + start.batch
+        progress.start_task(task.index, len(stream.tasks), total_steps, step)
+        self.learner.train()
+        train_start = time.perf_counter()
+        window_start, window_images = train_start, 0
+        for epoch in range(start.epoch, epochs):
+            saved_order = resumed["epoch_order"] if resumed and epoch == start.epoch else None
+            order = (
+                fabric.to_device(saved_order)
+                if saved_order is not None
+                else indices[torch.randperm(len(indices), device=indices.device)]
+            )
+            first = start.batch if epoch == start.epoch else 0
+            for batch_index in range(first, steps_per_epoch):
+                batch = order[batch_index * batch_size : (batch_index + 1) * batch_size]
                 if replay_indices is not None:
-                    draw = torch.randint(
-                        len(replay_indices), (config.replay.batch_size,), device=batch.device
-                    )
+                    draw = torch.randint(len(replay_indices), (replay_batch,), device=batch.device)
                     batch = torch.cat([batch, replay_indices[draw]])
                 schedule.set(step)
                 tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
                 values = train_step(stream.train_images[batch], labels[batch], tau)
+                watch.observe(values, step)
                 step += 1
                 window_images += len(batch)
                 if step % config.train.log_every == 0 or step == total_steps:
-                    losses = self._read_losses(values, task.index, epoch, step)
                     now = time.perf_counter()
-                    images_seen += window_images
+                    losses = {name: float(value) for name, value in values.items()}
                     rate = window_images / max(now - window_start, 1e-9)
-                    window_start, window_images = now, 0
                     progress.update(step, epoch, epochs, losses, rate)
-        images_seen += window_images
-        return TaskRecord(
-            task.index, task.classes, [], time.perf_counter() - started, images_seen, step
+                    window_start, window_images = now, 0
+                if self.stops.requested:
+                    save(Position(task.index, epoch, batch_index + 1), order)
+                    raise self._interrupted(task.index, epoch, step)
+            done = epoch + 1
+            if done < epochs and done % config.train.checkpoint_every_epochs == 0:
+                save(Position(task.index, done, 0), None)
+        watch.check(task.index, steps_per_epoch)
+        self._finish_task(task, total_steps, batch_size + replay_batch, clock)
+
+    def _finish_task(
+        self,
+        task: Task,
+        steps: int,
+        images_per_step: int,
+        clock: Callable[[], dict[str, float]],
+    ) -> None:
+        """Update the replay buffer, evaluate, record, write results and checkpoint."""
+        if self.strategy.replay:
+            labelled = task.labelled_indices
+            self.replay.add(labelled, self.stream.data.train.labels[labelled])
+        row = accuracy_row(
+            self.learner,
+            self.stream.test_images,
+            self.stream.test_labels,
+            self.stream.tasks,
+            self.stream.normalize,
+            self.config.eval.batch_size,
+        )
+        images = steps * images_per_step
+        self.result.tasks.append(
+            TaskRecord(task.index, task.classes, row, images, steps, len(task.test_indices))
+        )
+        memory, kind = self._peak_memory()
+        seconds = clock()
+        self.result.costs.append(
+            TaskCost(task.index, seconds["wall"], seconds["train"], images, memory, kind)
+        )
+        if self.fabric.is_global_zero:
+            write_results(self.result, self.out_dir)
+        self._save(Position(task.index + 1, 0, 0), None, None, {"wall": 0.0, "train": 0.0})
+
+    def _interrupted(self, task: int, epoch: int, step: int) -> RunInterrupted:
+        number = self.stops.signal_number or 2
+        return RunInterrupted(
+            f"stopped by signal {number} at task {task}, epoch {epoch}, step {step}; a checkpoint "
+            f"was saved: continue with `kaizen resume {self.out_dir}`",
+            number,
         )
 
-    @staticmethod
-    def _read_losses(
-        values: dict[str, Tensor], task: int, epoch: int, step: int
-    ) -> dict[str, float]:
-        losses = {name: float(value) for name, value in values.items()}
-        for name, value in losses.items():
-            if not torch.isfinite(torch.tensor(value)):
-                raise NonFiniteLossError(
-                    f"loss term '{name}' is {value} at task {task}, epoch {epoch}, step {step}; "
-                    "lower optim.lr or use train.precision=32 (the last task checkpoint is kept)"
-                )
-        return losses
-
-    def _save_checkpoint(
-        self,
-        learner: Learner,
-        teacher: Teacher | None,
-        replay: ReplayBuffer,
-        result: Result,
-        task: int,
-    ) -> None:
-        state = {
-            "learner": learner.state_dict(),
-            "teacher": teacher.state_dict() if teacher is not None else {},
-            "replay": replay.state_dict(),
-            "task": task,
-            "accuracy_matrix": result.accuracy_matrix,
-        }
-        self.fabric.save(self.out_dir / "checkpoints" / f"task-{task}.ckpt", state)
+    def _peak_memory(self) -> tuple[int, str]:
+        device = self.fabric.device
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            return int(peak), "cuda max_memory_allocated"
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "process max RSS"
 
     def _environment(self) -> dict[str, str]:
         device = self.fabric.device
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
         return {
             "kaizen": kaizen.__version__,
             "torch": torch.__version__,
-            "device": f"{device.type}: {name or platform.machine()}",
+            "device": f"{device.type}: {name}",
             "precision": self.config.train.precision,
             "threads": str(torch.get_num_threads()),
         }

@@ -1,0 +1,53 @@
+"""Graceful stops: SIGINT / SIGTERM finish the current step, save, and exit with a resume hint."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType, TracebackType
+
+from kaizen.errors import KaizenError
+
+
+class RunInterrupted(KaizenError):
+    """The run stopped on a signal after saving a checkpoint."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
+class StopRequests:
+    """Records SIGINT and SIGTERM instead of dying mid-step, while active.
+
+    A second signal of the same kind falls through to the previous handler (Ctrl-C twice stops
+    at once). Only the main thread can install handlers; elsewhere this does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.signal_number: int | None = None
+        self._previous: dict[int, object] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_number is not None
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        self.signal_number = number
+        signal.signal(number, self._previous.get(number, signal.SIG_DFL))  # type: ignore[arg-type]
+
+    def __enter__(self) -> StopRequests:
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)  # type: ignore[arg-type]
+        self._previous.clear()

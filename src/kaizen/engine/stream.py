@@ -1,0 +1,79 @@
+"""The data side of a run: dataset, tasks, and their tensors on the training device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from lightning.fabric import Fabric
+from torch import Tensor
+
+from kaizen.config import RunConfig
+from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+from kaizen.data.catalog import load_dataset
+from kaizen.data.imageset import LabelledData
+from kaizen.data.scenario import Task, build_scenario
+from kaizen.errors import DataError
+
+
+@dataclass
+class Stream:
+    """The task sequence and the dataset's tensors on the training device.
+
+    Attributes:
+        data: the dataset as read (host memory).
+        tasks: the scenario's tasks.
+        train_images: uint8 (N, C, H, W) on the device; test_images: uint8 (M, C, H, W).
+        test_labels: int64 (M,) on the device.
+        normalize: uint8 -> normalised float, for evaluation.
+        augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W), for training.
+        warnings: one-line notes about the data that the run handles and logs.
+    """
+
+    data: LabelledData
+    tasks: list[Task]
+    train_images: Tensor
+    test_images: Tensor
+    test_labels: Tensor
+    normalize: Normalize
+    augment: TwoViewAugment
+    warnings: list[str]
+
+
+def _check_test_sets(data: LabelledData, tasks: list[Task]) -> list[str]:
+    """Refuse a task without test images; note classes without any (they are not measured)."""
+    warnings = []
+    test_classes = set(torch.unique(data.test.labels).tolist())
+    for task in tasks:
+        if len(task.test_indices) == 0:
+            raise DataError(
+                f"task {task.index} (classes {list(task.classes)}) has no test images; add test "
+                "images for its classes or raise data.test_per_class"
+            )
+        missing = [label for label in task.classes if label not in test_classes]
+        if missing:
+            warnings.append(
+                f"task {task.index}: classes {missing} have no test images; its accuracy is "
+                "measured on its other classes"
+            )
+    return warnings
+
+
+def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
+    """Read the data, cut it into tasks, and move it to ``fabric``'s device."""
+    data = load_dataset(config.data, config.seed)
+    tasks = build_scenario(data, config.scenario, config.seed)
+    warnings = _check_test_sets(data, tasks)
+    mean, std = channel_stats(data.train.images)
+    normalize = fabric.to_device(Normalize(mean, std))
+    augment = TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
+    return Stream(
+        data,
+        tasks,
+        fabric.to_device(data.train.images),
+        fabric.to_device(data.test.images),
+        fabric.to_device(data.test.labels),
+        normalize,
+        fabric.to_device(augment),
+        warnings,
+    )

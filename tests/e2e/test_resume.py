@@ -1,0 +1,181 @@
+"""Resume anywhere: interrupted runs continue to the same results as uninterrupted ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import kaizen
+from kaizen.api import resume
+from kaizen.cli import main
+from kaizen.engine.interrupt import RunInterrupted
+from kaizen.engine.step import TrainStep
+from kaizen.engine.trainer import NonFiniteLossError
+from kaizen.errors import KaizenError
+
+
+def _resumable(tiny, strategy: str = "kaizen", ssl: str = "mocov2plus", epochs: int = 3) -> dict:
+    tree = tiny(strategy, ssl)
+    tree["train"].update({"epochs": epochs, "checkpoint_every_epochs": 1, "num_threads": 1})
+    return tree
+
+
+def _results(out: Path) -> str:
+    return (out / "results.json").read_text()
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
+    """Send SIGINT to this process during the ``call``-th training step."""
+    original = TrainStep.__call__
+    calls = {"count": 0}
+
+    def step(self, images, labels, tau):
+        calls["count"] += 1
+        if calls["count"] == call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, images, labels, tau)
+
+    monkeypatch.setattr(TrainStep, "__call__", step)
+
+
+def test_the_same_config_and_seed_give_a_bit_identical_results_file(tiny, tmp_path: Path) -> None:
+    tree = _resumable(tiny)
+    kaizen.run(tree, tmp_path / "a")
+    kaizen.run(tree, tmp_path / "b")
+    assert _results(tmp_path / "a") == _results(tmp_path / "b")
+
+
+def test_sigint_saves_and_resume_matches_an_uninterrupted_run(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = _resumable(tiny)
+    kaizen.run(tree, tmp_path / "straight")
+    # 3 steps per epoch x 3 epochs per task: call 14 is task 1, epoch 1, second batch.
+    _interrupt_at(monkeypatch, 14)
+    with pytest.raises(RunInterrupted, match=r"kaizen resume .*interrupted") as stopped:
+        kaizen.run(tree, tmp_path / "interrupted")
+    assert stopped.value.exit_code == 128 + signal.SIGINT
+    assert "task 1, epoch 1" in str(stopped.value)
+    monkeypatch.undo()
+    resume(tmp_path / "interrupted")
+    assert _results(tmp_path / "interrupted") == _results(tmp_path / "straight")
+
+
+def test_a_resumed_task_keeps_the_previous_tasks_teacher(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = _resumable(tiny)
+    _interrupt_at(monkeypatch, 14)
+    with pytest.raises(RunInterrupted):
+        kaizen.run(tree, tmp_path / "run")
+    checkpoints = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    end_of_task_0 = torch.load(checkpoints[0], weights_only=True)
+    mid_task_1 = torch.load(checkpoints[-1], weights_only=True)
+    assert end_of_task_0["position"] == {"task": 1, "epoch": 0, "batch": 0}
+    assert mid_task_1["position"]["task"] == 1 and mid_task_1["position"]["epoch"] == 1
+    teacher = mid_task_1["teacher"]
+    assert teacher is not None
+    for key in ("backbone.features.0.weight", "classifier.net.0.weight"):
+        # the teacher is the model from the end of task 0, not the weights training had reached
+        assert torch.equal(teacher[key], end_of_task_0["learner"][key])
+        assert not torch.equal(teacher[key], mid_task_1["learner"][key])
+
+
+def test_a_corrupt_newest_checkpoint_is_reported_and_the_previous_used(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = _resumable(tiny)
+    kaizen.run(tree, tmp_path / "straight")
+    _interrupt_at(monkeypatch, 14)
+    with pytest.raises(RunInterrupted):
+        kaizen.run(tree, tmp_path / "run")
+    monkeypatch.undo()
+    newest = sorted((tmp_path / "run" / "checkpoints").glob("*.pt"))[-1]
+    newest.write_bytes(newest.read_bytes()[:100])
+    assert main(["resume", str(tmp_path / "run")]) == 0
+    assert f"skipping checkpoint {newest.name}" in capsys.readouterr().out
+    assert _results(tmp_path / "run") == _results(tmp_path / "straight")
+
+
+def test_run_refuses_a_directory_that_holds_a_run(tiny, tmp_path: Path) -> None:
+    tree = _resumable(tiny, epochs=1)
+    kaizen.run(tree, tmp_path)
+    before = _results(tmp_path)
+    with pytest.raises(KaizenError, match="kaizen resume") as refused:
+        kaizen.run(tree, tmp_path)
+    assert "--force" in str(refused.value)
+    assert _results(tmp_path) == before
+    kaizen.run(tree, tmp_path, overrides=["seed=1"], force=True)
+    assert json.loads(_results(tmp_path))["config"]["seed"] == 1
+
+
+def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kaizen.continual.terms as terms
+
+    original = terms.classifier_cross_entropy
+    calls = {"count": 0}
+
+    def poisoned(logits, labels):
+        calls["count"] += 1
+        value = original(logits, labels)
+        return value * float("nan") if calls["count"] == 11 else value
+
+    monkeypatch.setattr(terms, "classifier_cross_entropy", poisoned)
+    with pytest.raises(NonFiniteLossError) as stopped:
+        kaizen.run(_resumable(tiny), tmp_path)
+    message = str(stopped.value)
+    # call 11 is step 1 of task 1 (9 steps per task), so epoch 0
+    assert "'classifier'" in message and "task 1, epoch 0, step 1" in message
+    assert "\n" not in message
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
+    # nothing was saved after the bad step: the newest is the end of task 0
+    assert names[-1] == "ckpt-t001-e00000-b0000000.pt"
+
+
+def _checkpoints_written(run_dir: Path) -> set[str]:
+    folder = run_dir / "checkpoints"
+    return {p.name for p in folder.glob("*.sha256")} if folder.exists() else set()
+
+
+def _kill_after_progress(command: list[str], run_dir: Path, rng: random.Random) -> None:
+    """Start ``command``, wait for a new checkpoint, then SIGKILL it at a random moment."""
+    before = _checkpoints_written(run_dir)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _checkpoints_written(run_dir) <= before:
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint appeared within two minutes"
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 0.4))
+    process.kill()
+    assert process.wait() == -signal.SIGKILL
+
+
+def test_three_sigkills_at_random_points_then_resume_give_identical_results(
+    tiny, tmp_path: Path
+) -> None:
+    tree = _resumable(tiny, epochs=6)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    kaizen.run(tree, tmp_path / "straight")
+    run_dir = tmp_path / "killed"
+    cli = [sys.executable, "-m", "kaizen.cli"]
+    rng = random.Random(int.from_bytes(os.urandom(4), "little"))
+    _kill_after_progress([*cli, "run", str(config), "--out", str(run_dir)], run_dir, rng)
+    for _ in range(2):
+        _kill_after_progress([*cli, "resume", str(run_dir)], run_dir, rng)
+    finished = subprocess.run([*cli, "resume", str(run_dir)], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert _results(run_dir) == _results(tmp_path / "straight")
