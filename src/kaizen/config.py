@@ -232,7 +232,11 @@ class EvalConfig(Section):
 class RunConfig(Section):
     """Everything a continual run needs."""
 
-    name: str = "run"
+    name: str = Field(
+        "run",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Letters, digits, '.', '_' and '-': it names the default run directory.",
+    )
     seed: int = Field(0, ge=0)
     data: DataConfig = DataConfig()
     scenario: ScenarioConfig = ScenarioConfig()

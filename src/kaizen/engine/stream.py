@@ -40,22 +40,26 @@ class Stream:
     warnings: list[str]
 
 
-def _check_test_sets(data: LabelledData, tasks: list[Task]) -> list[str]:
-    """Refuse a task without test images; note classes without any (they are not measured)."""
+def _check_tasks(data: LabelledData, tasks: list[Task]) -> list[str]:
+    """Refuse a task without test images; note classes without training or test images."""
     warnings = []
-    test_classes = set(torch.unique(data.test.labels).tolist())
+    present = {
+        "training": set(torch.unique(data.train.labels).tolist()),
+        "test": set(torch.unique(data.test.labels).tolist()),
+    }
     for task in tasks:
         if len(task.test_indices) == 0:
             raise DataError(
                 f"task {task.index} (classes {list(task.classes)}) has no test images; add test "
                 "images for its classes or raise data.test_per_class"
             )
-        missing = [label for label in task.classes if label not in test_classes]
-        if missing:
-            warnings.append(
-                f"task {task.index}: classes {missing} have no test images; its accuracy is "
-                "measured on its other classes"
-            )
+        for split, labels in present.items():
+            missing = [label for label in task.classes if label not in labels]
+            if missing:
+                warnings.append(
+                    f"task {task.index}: classes {missing} have no {split} images; the task "
+                    f"{'trains' if split == 'training' else 'is measured'} on its other classes"
+                )
     return warnings
 
 
@@ -63,7 +67,7 @@ def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
     """Read the data, cut it into tasks, and move it to ``fabric``'s device."""
     data = load_dataset(config.data, config.seed)
     tasks = build_scenario(data, config.scenario, config.seed)
-    warnings = _check_test_sets(data, tasks)
+    warnings = _check_tasks(data, tasks)
     mean, std = channel_stats(data.train.images)
     normalize = fabric.to_device(Normalize(mean, std))
     augment = TwoViewAugment(config.augment, data.image_size, data.channels, normalize)

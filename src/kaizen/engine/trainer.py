@@ -111,7 +111,7 @@ class ContinualTrainer:
         self.stops = StopRequests()
 
     def _warn(self, message: str) -> None:
-        self.console.print(f"[yellow]warning:[/yellow] {message}")
+        self.console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
 
     def run(self, resume: bool = False) -> Result:
         """Train every remaining task; returns the full result.

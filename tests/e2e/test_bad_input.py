@@ -1,0 +1,171 @@
+"""Bad input: a one-line error naming the problem (exit code 2), and the run already in the
+directory is left exactly as it was; or, where the input is usable, a logged handling."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import kaizen
+from kaizen.cli import main
+from kaizen.data.synthetic import make_synthetic
+
+Edit = Callable[[dict, Path], None]
+
+
+def _npz(
+    path: Path,
+    *,
+    labels_dtype: str = "int64",
+    shift: int = 0,
+    drop_class: int | None = None,
+    drop_test_class: int | None = None,
+) -> Path:
+    data = make_synthetic(num_classes=6, train_per_class=16, test_per_class=4, image_size=12)
+    x, y = data.train.images[:, 0].numpy(), data.train.labels.numpy() + shift
+    x_test, y_test = data.test.images[:, 0].numpy(), data.test.labels.numpy() + shift
+    if drop_class is not None:
+        keep = y != drop_class
+        x, y = x[keep], y[keep]
+    if drop_test_class is not None:
+        keep = y_test != drop_test_class
+        x_test, y_test = x_test[keep], y_test[keep]
+    np.savez(path, x=x, y=y.astype(labels_dtype), x_test=x_test, y_test=y_test.astype(labels_dtype))
+    return path
+
+
+def _image_folder(root: Path, *, corrupt: bool = False, mixed_sizes: bool = False) -> Path:
+    for split in ("train", "val"):
+        for label in ("cat", "dog"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for index in range(4):
+                side = 12 + (4 if mixed_sizes and index == 0 else 0)
+                Image.new("RGB", (side, side), (index * 40, 80, 120)).save(folder / f"{index}.png")
+    if corrupt:
+        (root / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    return root
+
+
+def _use_npz(**kwargs) -> Edit:
+    def edit(tree: dict, tmp: Path) -> None:
+        tree["data"] = {"name": "npz", "path": str(_npz(tmp / "data.npz", **kwargs))}
+
+    return edit
+
+
+def _use_folder(**kwargs) -> Edit:
+    def edit(tree: dict, tmp: Path) -> None:
+        tree["data"] = {
+            "name": "image-folder",
+            "path": str(_image_folder(tmp / "images", **kwargs)),
+        }
+        tree["scenario"] = {"num_tasks": 2}
+
+    return edit
+
+
+def _set(section: str, **values) -> Edit:
+    def edit(tree: dict, tmp: Path) -> None:
+        tree.setdefault(section, {}).update(values)
+
+    return edit
+
+
+CASES: dict[str, tuple[Edit, str]] = {
+    "corrupt image": (_use_folder(corrupt=True), "broken.png"),
+    "mixed image sizes": (_use_folder(mixed_sizes=True), "data.image_size"),
+    "labels of the wrong type": (_use_npz(labels_dtype="float32"), "y"),
+    "labels out of range": (_use_npz(shift=-1), "label"),
+    "task without samples": (_set("scenario", class_order=[[0, 1], [2, 3], [4, 9]]), "class 9"),
+    "more tasks than classes": (_set("scenario", num_tasks=7), "num_tasks=7"),
+    "missing data path": (_set("data", name="npz", path="/no/such/file.npz"), "/no/such/file.npz"),
+    "value out of range": (_set("train", batch_size=1), "train.batch_size"),
+    "unknown key": (_set("train", epoch=3), "train.epoch"),
+    "path escaping the run directory": (_set("data", cache_dir="../outside"), "data.cache_dir"),
+}
+
+
+@pytest.fixture(scope="module")
+def previous_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run, copied into each test's run directory."""
+    from conftest import tiny_tree
+
+    run_dir = tmp_path_factory.mktemp("previous") / "run"
+    kaizen.run(tiny_tree("finetune"), run_dir)
+    return run_dir
+
+
+def _snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run_dir)): p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_is_named_and_the_existing_run_is_kept(
+    case: str, tiny, previous_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit, named = CASES[case]
+    run_dir = tmp_path / "run"
+    shutil.copytree(previous_run, run_dir)
+    before = _snapshot(run_dir)
+    tree = tiny("kaizen")
+    edit(tree, tmp_path)
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    assert main(["run", str(config), "--out", str(run_dir), "--force"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kaizen: error:") and "\n" not in error
+    assert named in error, error
+    assert _snapshot(run_dir) == before
+
+
+def test_unknown_preset_keeps_the_existing_run(previous_run: Path, tmp_path: Path, capsys) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(previous_run, run_dir)
+    before = _snapshot(run_dir)
+    assert main(["run", "no-such-preset", "--out", str(run_dir), "--force"]) == 2
+    assert "unknown preset 'no-such-preset'" in capsys.readouterr().err
+    assert _snapshot(run_dir) == before
+
+
+def test_label_fraction_zero_trains_the_task_on_self_supervised_terms_only(
+    tiny, tmp_path: Path
+) -> None:
+    tree = tiny("kaizen")
+    tree["scenario"]["label_fraction"] = [1.0, 0.0, 1.0]
+    result = kaizen.run(tree, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["complete"] and all(
+        0.0 <= value <= 1.0 for row in saved["accuracy_matrix"]["values"] for value in row
+    )
+    # nothing of the unlabelled task reached the labelled replay buffer
+    import torch
+
+    state = torch.load(sorted((tmp_path / "checkpoints").glob("*.pt"))[-1], weights_only=True)
+    task_1_classes = set(result.tasks[1].classes)
+    assert not task_1_classes & set(state["replay"]["labels"].tolist())
+
+
+@pytest.mark.parametrize(
+    ("dropped", "logged"),
+    [
+        ({"drop_test_class": 5}, "classes [5] have no test images; the task is measured on"),
+        ({"drop_class": 5}, "classes [5] have no training images; the task trains on"),
+    ],
+)
+def test_a_class_missing_from_a_split_is_logged_and_the_run_goes_on(
+    dropped: dict, logged: str, tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tree = tiny("finetune")
+    tree["data"] = {"name": "npz", "path": str(_npz(tmp_path / "data.npz", **dropped))}
+    kaizen.run(tree, tmp_path / "run")
+    assert logged in capsys.readouterr().err
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["complete"]
