@@ -179,3 +179,27 @@ def test_three_sigkills_at_random_points_then_resume_give_identical_results(
     finished = subprocess.run([*cli, "resume", str(run_dir)], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     assert _results(run_dir) == _results(tmp_path / "straight")
+
+
+def test_sigterm_saves_a_checkpoint_and_names_the_resume_command(tiny, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_resumable(tiny, epochs=6)))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kaizen.cli", "run", str(config), "--out", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not _checkpoints_written(run_dir):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    written = _checkpoints_written(run_dir)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM
+    assert f"kaizen resume {run_dir}" in stderr and "Traceback" not in stderr
+    # the stop wrote a mid-epoch checkpoint (epoch-end ones resume at batch 0)
+    newest = sorted(_checkpoints_written(run_dir) - written)[-1]
+    assert not newest.endswith("-b0000000.pt.sha256")
