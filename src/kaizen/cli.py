@@ -14,6 +14,7 @@ from kaizen.api import resolve_config, resume, run
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.errors import KaizenError
 from kaizen.presets import load_preset, preset_names
+from kaizen.report.commands import register as register_report_commands
 from kaizen.results import Result
 
 DEMO_STRATEGIES = ("finetune", "kaizen")
@@ -130,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="runs/demo", help="run directory root (earlier demo runs are replaced)"
     )
     demo.set_defaults(handler=_demo)
+    register_report_commands(commands)
     return parser
 
 

@@ -224,9 +224,17 @@ class TrainConfig(Section):
 
 
 class EvalConfig(Section):
-    """Evaluation after every task."""
+    """Evaluation after every task: the classifier, and probes on frozen features."""
 
     batch_size: int = Field(512, ge=1)
+    probes: list[Literal["knn", "linear"]] = Field(
+        default_factory=lambda: ["knn", "linear"],
+        description="Representation probes run after each task, beside the classifier.",
+    )
+    knn_k: int = Field(20, ge=1)
+    knn_temperature: float = Field(0.07, gt=0.0)
+    linear_epochs: int = Field(100, ge=1)
+    linear_lr: float = Field(0.1, gt=0.0)
 
 
 class RunConfig(Section):

@@ -28,6 +28,8 @@ class TaskRecord:
     images_seen: int
     steps: int
     test_size: int
+    negative_flip_rate: float | None = None
+    probes: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ class Result:
 
     config: RunConfig
     protocol: str
+    probe_protocols: dict[str, str] = field(default_factory=dict)
+    random_init: list[float] = field(default_factory=list)
     tasks: list[TaskRecord] = field(default_factory=list)
     costs: list[TaskCost] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
@@ -62,11 +66,32 @@ class Result:
         """Whether every task of the scenario has been trained."""
         return len(self.tasks) == self.config.scenario.num_tasks
 
+    def probe_matrix(self, name: str) -> list[list[float]]:
+        """T x T accuracy matrix of probe ``name``."""
+        return [record.probes[name] for record in self.tasks]
+
     @property
     def metrics(self) -> dict[str, Metric]:
-        """Metrics over the tasks trained so far (the leading square block of the matrix)."""
+        """Metrics over the tasks trained so far (the leading square block of each matrix).
+
+        The classifier's metrics keep their names; each probe adds its final and average
+        continual accuracy as ``<probe>_final_accuracy`` and ``<probe>_average_continual_accuracy``.
+        """
         trained = len(self.tasks)
-        return continual_metrics([row[:trained] for row in self.accuracy_matrix], self.protocol)
+        if trained == 0:
+            return {}
+        metrics = continual_metrics(
+            _leading_block(self.accuracy_matrix),
+            self.protocol,
+            test_sizes=[record.test_size for record in self.tasks],
+            random_init=self.random_init[:trained] if self.random_init else None,
+            flip_rates=[record.negative_flip_rate for record in self.tasks],
+        )
+        for name, protocol in self.probe_protocols.items():
+            probe = continual_metrics(_leading_block(self.probe_matrix(name)), protocol)
+            for metric in ("final_accuracy", "average_continual_accuracy"):
+                metrics[f"{name}_{metric}"] = probe[metric]
+        return metrics
 
     def to_json(self) -> dict[str, Any]:
         """Everything deterministic about the run, as JSON-ready data."""
@@ -74,10 +99,19 @@ class Result:
             "config": to_plain(self.config),
             "complete": self.complete,
             "accuracy_matrix": {"protocol": self.protocol, "values": self.accuracy_matrix},
+            "probes": {
+                name: {"protocol": protocol, "values": self.probe_matrix(name)}
+                for name, protocol in self.probe_protocols.items()
+            },
+            "random_init": {"protocol": self.protocol, "values": self.random_init},
             "metrics": {name: asdict(metric) for name, metric in self.metrics.items()},
             "tasks": [asdict(record) for record in self.tasks],
             "environment": self.environment,
         }
+
+
+def _leading_block(matrix: list[list[float]]) -> list[list[float]]:
+    return [row[: len(matrix)] for row in matrix]
 
 
 def _metrics_csv(result: Result) -> str:

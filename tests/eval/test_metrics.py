@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from kaizen.eval.metrics import (
     Metric,
     average_continual_accuracy,
+    average_incremental_accuracy,
     backward_transfer,
     continual_metrics,
     final_accuracy,
     forgetting,
+    forward_transfer,
+    negative_flip_rate,
+    old_new_accuracy,
+    plasticity,
 )
 
 MATRIX = [
@@ -30,7 +36,13 @@ EXPECTED = {
     "average_continual_accuracy": 2.375 / 3,
     "forgetting": 0.275,
     "backward_transfer": -0.25,
+    "plasticity": 2.3 / 3,
+    "old_accuracy": 0.6,
+    "new_accuracy": 0.6,
 }
+TEST_SIZES = [100, 300, 100]
+RANDOM_INIT = [0.10, 0.05, 0.15]
+FLIP_RATES = [None, 0.2, 0.1]
 
 
 def test_final_accuracy_by_hand():
@@ -96,6 +108,71 @@ def test_non_square_matrix_raises(matrix, fn):
         fn(matrix)
 
 
+def test_average_incremental_accuracy_weights_tasks_by_test_size():
+    # test sizes 100, 300, 100: accuracy over all seen test images after each task
+    #   after task 0: 0.9
+    #   after task 1: (100 * 0.95 + 300 * 0.8) / 400 = (95 + 240) / 400 = 0.8375
+    #   after task 2: (100 * 0.5 + 300 * 0.7 + 100 * 0.6) / 500 = (50 + 210 + 60) / 500 = 0.64
+    #   mean: (0.9 + 0.8375 + 0.64) / 3 = 2.3775 / 3 = 0.7925
+    assert average_incremental_accuracy(MATRIX, TEST_SIZES) == pytest.approx(0.7925)
+    # equal sizes give the average continual accuracy
+    assert average_incremental_accuracy(MATRIX, [7, 7, 7]) == pytest.approx(2.375 / 3)
+
+
+@pytest.mark.parametrize("sizes", [[100, 300], [100, 0, 100]])
+def test_average_incremental_accuracy_rejects_bad_test_sizes(sizes):
+    with pytest.raises(ValueError):
+        average_incremental_accuracy(MATRIX, sizes)
+
+
+def test_forward_transfer_by_hand():
+    # random-init accuracies b = 0.10, 0.05, 0.15
+    #   task 1 before training it: a[0][1] - b_1 = 0.10 - 0.05 = 0.05
+    #   task 2 before training it: a[1][2] - b_2 = 0.20 - 0.15 = 0.05
+    #   mean: 0.05 (b_0 is not used: no model precedes task 0)
+    assert forward_transfer(MATRIX, RANDOM_INIT) == pytest.approx(0.05)
+    assert forward_transfer([[0.7]], [0.1]) == 0.0
+    with pytest.raises(ValueError, match="one entry per task"):
+        forward_transfer(MATRIX, [0.1, 0.1])
+
+
+def test_plasticity_by_hand():
+    # diagonal 0.9, 0.8, 0.6: (0.9 + 0.8 + 0.6) / 3 = 2.3 / 3 = 0.7666667
+    assert plasticity(MATRIX) == pytest.approx(2.3 / 3)
+
+
+def test_old_new_accuracy_by_hand():
+    # last row 0.5, 0.7, 0.6: old = (0.5 + 0.7) / 2 = 0.6, new = 0.6
+    assert old_new_accuracy(MATRIX) == pytest.approx((0.6, 0.6))
+    # [[0.9, 0.1], [0.4, 0.8]]: old = 0.4, new = 0.8
+    assert old_new_accuracy([[0.9, 0.1], [0.4, 0.8]]) == pytest.approx((0.4, 0.8))
+    # one task: no earlier task, old is 0.0
+    assert old_new_accuracy([[0.7]]) == pytest.approx((0.0, 0.7))
+
+
+def test_negative_flip_rate_by_hand():
+    previous = torch.tensor([True, True, True, False, False, True, False, True])
+    current = torch.tensor([True, False, True, True, False, False, False, True])
+    # right before and wrong now: samples 1 and 5 -> 2 of 8 samples = 0.25
+    # (sample 3 flips the other way and does not count)
+    assert negative_flip_rate(previous, current) == pytest.approx(0.25)
+    assert negative_flip_rate(previous, previous) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("previous", "current"),
+    [
+        (torch.ones(4, dtype=torch.bool), torch.ones(3, dtype=torch.bool)),
+        (torch.ones(2, 2, dtype=torch.bool), torch.ones(2, 2, dtype=torch.bool)),
+        (torch.ones(4), torch.ones(4)),
+        (torch.ones(0, dtype=torch.bool), torch.ones(0, dtype=torch.bool)),
+    ],
+)
+def test_negative_flip_rate_rejects_bad_inputs(previous, current):
+    with pytest.raises(ValueError, match="negative_flip_rate"):
+        negative_flip_rate(previous, current)
+
+
 def test_continual_metrics_give_every_value_with_its_protocol():
     head = "single head, argmax over all classes, unmasked"
     metrics = continual_metrics(MATRIX, head)
@@ -108,6 +185,40 @@ def test_continual_metrics_give_every_value_with_its_protocol():
         assert "test set" in metric.protocol
     # each protocol also names its own formula
     assert len({metric.protocol for metric in metrics.values()}) == len(metrics)
+
+
+def test_continual_metrics_add_the_metrics_their_inputs_allow():
+    head = "single head"
+    metrics = continual_metrics(
+        MATRIX, head, test_sizes=TEST_SIZES, random_init=RANDOM_INIT, flip_rates=FLIP_RATES
+    )
+    expected = {
+        **EXPECTED,
+        "average_incremental_accuracy": 0.7925,
+        "forward_transfer": 0.05,
+        # flip rates of tasks 1 and 2: (0.2 + 0.1) / 2 = 0.15
+        "negative_flip_rate": 0.15,
+    }
+    assert set(metrics) == set(expected)
+    for name, value in expected.items():
+        assert metrics[name].value == pytest.approx(value), name
+        assert head in metrics[name].protocol
+    assert "b_i" in metrics["forward_transfer"].protocol
+    assert "n_j" in metrics["average_incremental_accuracy"].protocol
+    assert len({metric.protocol for metric in metrics.values()}) == len(metrics)
+
+
+def test_continual_metrics_of_one_task_with_every_input():
+    metrics = continual_metrics([[0.7]], "h", test_sizes=[5], random_init=[0.1], flip_rates=[None])
+    assert metrics["negative_flip_rate"].value == 0.0
+    assert metrics["forward_transfer"].value == 0.0
+    assert metrics["average_incremental_accuracy"].value == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("flip_rates", [[None, 0.2], [None, None, 0.1]])
+def test_continual_metrics_reject_missing_flip_rates(flip_rates):
+    with pytest.raises(ValueError, match=r"flip.rate"):
+        continual_metrics(MATRIX, "h", flip_rates=flip_rates)
 
 
 def test_continual_metrics_rejects_a_non_square_matrix():

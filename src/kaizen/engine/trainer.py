@@ -37,7 +37,8 @@ from kaizen.engine.rundir import CHECKPOINT_FOLDER, inside_run_dir
 from kaizen.engine.step import TrainStep
 from kaizen.engine.stream import Stream, load_stream
 from kaizen.errors import KaizenError
-from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, accuracy_row
+from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
+from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.results import Result, TaskCost, TaskRecord, write_results
 from kaizen.ssl.base import momentum_tau
 
@@ -122,12 +123,23 @@ class ContinualTrainer:
         for message in self.stream.warnings:
             self._warn(message)
         self.fabric.seed_everything(self.config.seed, verbose=False)
-        self.result = Result(self.config, CLASSIFIER_PROTOCOL, environment=self._environment())
+        self.result = Result(
+            self.config,
+            CLASSIFIER_PROTOCOL,
+            probe_protocols(self.config.eval),
+            environment=self._environment(),
+        )
         self.replay = ReplayBuffer(self.config.replay, self.config.seed)
+        self.evaluator = Evaluator(self.stream, self.config.eval)
         self._set_learner(self._new_learner())
         self.teacher: Teacher | None = None
+        self.previous_correct: Tensor | None = None
         saved = self._load_checkpoint() if resume else None
-        position = Position(0, 0, 0) if saved is None else self._restore(saved)
+        if saved is None:
+            self.result.random_init = self.evaluator.classifier_row(self.learner)
+            position = Position(0, 0, 0)
+        else:
+            position = self._restore(saved)
         with self.stops, TrainingProgress(self.console, self.config.train.progress) as progress:
             for task in self.stream.tasks[position.task :]:
                 resumed = saved if saved is not None and not position.at_task_start else None
@@ -162,6 +174,8 @@ class ContinualTrainer:
             "epoch_order": order.cpu() if order is not None else None,
             "replay": self.replay.state_dict(),
             "records": [asdict(record) for record in self.result.tasks],
+            "random_init": self.result.random_init,
+            "previous_correct": self.previous_correct,
             "costs": [asdict(cost) for cost in self.result.costs],
             "task_clock": task_clock,
             "rng": capture_rng(),
@@ -206,6 +220,8 @@ class ContinualTrainer:
             for record in state["records"]
         ]
         self.result.costs = [TaskCost(**cost) for cost in state["costs"]]
+        self.result.random_init = state["random_init"]
+        self.previous_correct = state["previous_correct"]
         restore_rng(state["rng"])
         return position
 
@@ -315,17 +331,20 @@ class ContinualTrainer:
         if self.strategy.replay:
             labelled = task.labelled_indices
             self.replay.add(labelled, self.stream.data.train.labels[labelled])
-        row = accuracy_row(
-            self.learner,
-            self.stream.test_images,
-            self.stream.test_labels,
-            self.stream.tasks,
-            self.stream.normalize,
-            self.config.eval.batch_size,
-        )
+        evaluation = self.evaluator.evaluate(self.learner, task, self.previous_correct)
+        self.previous_correct = evaluation.correct
         images = steps * images_per_step
         self.result.tasks.append(
-            TaskRecord(task.index, task.classes, row, images, steps, len(task.test_indices))
+            TaskRecord(
+                task.index,
+                task.classes,
+                evaluation.accuracies,
+                images,
+                steps,
+                len(task.test_indices),
+                evaluation.negative_flip_rate,
+                evaluation.probes,
+            )
         )
         memory, kind = self._peak_memory()
         seconds = clock()

@@ -1,4 +1,4 @@
-"""Accuracy-matrix rows: the classifier's top-1 accuracy on each task's test set."""
+"""Accuracy-matrix rows: top-1 accuracy on each task's test set."""
 
 from __future__ import annotations
 
@@ -27,25 +27,6 @@ def predict(learner: Learner, images: Tensor, normalize: Normalize, batch_size: 
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.int64)
 
 
-def accuracy_row(
-    learner: Learner,
-    images: Tensor,
-    labels: Tensor,
-    tasks: list[Task],
-    normalize: Normalize,
-    batch_size: int,
-) -> list[float]:
-    """Top-1 accuracy on each task's test set: one row of the accuracy matrix.
-
-    Args:
-        images: uint8 (N, C, H, W) test split, on the learner's device.
-        labels: int64 (N,) test labels on the same device.
-        tasks: every task of the stream, so that the row is complete (T entries).
-    """
-    correct = predict(learner, images, normalize, batch_size) == labels
-    return [
-        float(correct[task.test_indices.to(correct.device)].float().mean())
-        if len(task.test_indices)
-        else float("nan")
-        for task in tasks
-    ]
+def per_task_accuracy(correct: Tensor, tasks: list[Task]) -> list[float]:
+    """Mean of ``correct`` (bool (M,) over the test split) on each task's test indices."""
+    return [float(correct[task.test_indices.to(correct.device)].float().mean()) for task in tasks]

@@ -1,0 +1,112 @@
+"""Evaluation after a task: the classifier's accuracy row, and the representation probes' rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from kaizen.config import EvalConfig
+from kaizen.continual.learner import Learner
+from kaizen.data.scenario import Task
+from kaizen.engine.stream import Stream
+from kaizen.eval.accuracy import per_task_accuracy, predict
+from kaizen.eval.metrics import negative_flip_rate
+from kaizen.eval.probes import extract_features, knn_predict, linear_probe_predict
+
+_PROBE_DATA = (
+    "frozen backbone features in eval mode; fitted on the training images of the tasks seen so "
+    "far with their labels; task-agnostic over the classes seen so far"
+)
+
+
+def probe_protocols(config: EvalConfig) -> dict[str, str]:
+    """The protocol of each configured probe."""
+    described = {
+        "knn": f"weighted kNN (k={config.knn_k}, temperature {config.knn_temperature}) on "
+        f"{_PROBE_DATA}",
+        "linear": f"linear probe ({config.linear_epochs} epochs of SGD on standardised features) "
+        f"on {_PROBE_DATA}",
+    }
+    return {name: described[name] for name in config.probes}
+
+
+@dataclass
+class TaskEvaluation:
+    """The evaluation after one task.
+
+    Attributes:
+        accuracies: the classifier's accuracy on each task's test set (one matrix row).
+        correct: bool (M,) on the host: which test images the classifier got right.
+        probes: each probe's accuracy row.
+        negative_flip_rate: share of the previous tasks' test images the previous model got
+            right and this one gets wrong; None after the first task.
+    """
+
+    accuracies: list[float]
+    correct: Tensor
+    probes: dict[str, list[float]]
+    negative_flip_rate: float | None
+
+
+class Evaluator:
+    """Evaluates a learner on every task's test set, with the classifier and the probes."""
+
+    def __init__(self, stream: Stream, config: EvalConfig) -> None:
+        self.stream = stream
+        self.config = config
+
+    def classifier_correct(self, learner: Learner) -> Tensor:
+        """bool (M,) on the host: the classifier's hits on the whole test split."""
+        predicted = predict(
+            learner, self.stream.test_images, self.stream.normalize, self.config.batch_size
+        )
+        return (predicted == self.stream.test_labels).cpu()
+
+    def classifier_row(self, learner: Learner) -> list[float]:
+        """The classifier's accuracy on each task's test set."""
+        return per_task_accuracy(self.classifier_correct(learner), self.stream.tasks)
+
+    def evaluate(
+        self, learner: Learner, task: Task, previous_correct: Tensor | None
+    ) -> TaskEvaluation:
+        """Evaluate after ``task`` (tasks 0..task.index have been seen)."""
+        correct = self.classifier_correct(learner)
+        flip_rate = None
+        if previous_correct is not None:
+            earlier = torch.cat([t.test_indices for t in self.stream.tasks[: task.index]])
+            flip_rate = negative_flip_rate(previous_correct[earlier], correct[earlier])
+        return TaskEvaluation(
+            per_task_accuracy(correct, self.stream.tasks),
+            correct,
+            self._probe_rows(learner, task) if self.config.probes else {},
+            flip_rate,
+        )
+
+    def _probe_rows(self, learner: Learner, task: Task) -> dict[str, list[float]]:
+        stream, config = self.stream, self.config
+        seen = torch.cat([t.train_indices for t in stream.tasks[: task.index + 1]])
+        bank_images = stream.train_images[seen.to(stream.train_images.device)]
+        bank_labels = stream.data.train.labels[seen].to(bank_images.device)
+        bank = extract_features(learner.backbone, bank_images, stream.normalize, config.batch_size)
+        test = extract_features(
+            learner.backbone, stream.test_images, stream.normalize, config.batch_size
+        )
+        rows = {}
+        for name in config.probes:
+            if name == "knn":
+                predicted = knn_predict(
+                    bank, bank_labels, test, k=config.knn_k, temperature=config.knn_temperature
+                )
+            else:
+                predicted = linear_probe_predict(
+                    bank,
+                    bank_labels,
+                    test,
+                    num_classes=stream.data.num_classes,
+                    epochs=config.linear_epochs,
+                    lr=config.linear_lr,
+                )
+            rows[name] = per_task_accuracy(predicted == stream.test_labels, stream.tasks)
+        return rows

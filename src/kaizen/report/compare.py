@@ -1,0 +1,199 @@
+"""Comparison of runs: compare.md, compare.html, compare.csv and bar charts over seeds."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kaizen.errors import KaizenError
+from kaizen.report.aggregate import (
+    ACCURACY_METRICS,
+    SCRATCH,
+    Group,
+    group_runs,
+    strategy_order,
+)
+from kaizen.report.document import Document, cell
+from kaizen.report.plots import grouped_bars
+from kaizen.report.runs import Run, load_run
+
+_MIB = 2**20
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The aggregated groups, the incomplete runs left out, and the files written."""
+
+    groups: list[Group]
+    skipped: list[Path]
+    markdown: Path
+    html: Path
+    csv: Path
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100.0 * value:.1f}%"
+
+
+def _megabytes(value: float | None) -> float | None:
+    return None if value is None else value / _MIB
+
+
+def _check_one_setting(runs: Sequence[Run]) -> str:
+    settings = {run.setting: run.path for run in runs}
+    if len(settings) > 1:
+        listed = "; ".join(f"{path}: {setting}" for setting, path in settings.items())
+        raise KaizenError(f"runs of different settings cannot be compared ({listed})")
+    return next(iter(settings))
+
+
+def _accuracy_section(document: Document, groups: Sequence[Group]) -> None:
+    document.heading("Accuracy")
+    document.table(
+        ["SSL method", "strategy", "seeds", *(label for label, _ in ACCURACY_METRICS.values())],
+        [
+            [
+                group.ssl_method,
+                group.strategy,
+                group.seed_text,
+                *(str(group.accuracy[name]) for name in ACCURACY_METRICS),
+            ]
+            for group in groups
+        ],
+    )
+    ssl_methods = list(dict.fromkeys(group.ssl_method for group in groups))
+    strategies = strategy_order(group.strategy for group in groups)
+    by_pair = {(group.ssl_method, group.strategy): group for group in groups}
+    for name, (label, _) in ACCURACY_METRICS.items():
+        means: dict[str, list[float]] = {}
+        stds: dict[str, list[float]] = {}
+        for strategy in strategies:
+            cells = [by_pair.get((ssl, strategy)) for ssl in ssl_methods]
+            means[strategy] = [g.accuracy[name].mean if g else math.nan for g in cells]
+            stds[strategy] = [g.accuracy[name].std if g else math.nan for g in cells]
+        png = grouped_bars(ssl_methods, means, stds, f"{label} (mean ± std over seeds)", label)
+        document.figure(name, png, f"{label} by SSL method and strategy; error bars: std")
+
+
+def _cost_section(document: Document, groups: Sequence[Group]) -> None:
+    document.heading("Cost")
+    document.paragraph(
+        "Totals over the tasks of a run, mean over seeds. Saving = 1 - strategy / scratch "
+        f"(the '{SCRATCH}' strategy with the same SSL method); n/a without a scratch run or "
+        "without costs.json."
+    )
+    document.table(
+        [
+            "SSL method",
+            "strategy",
+            "wall time (s)",
+            "images processed",
+            "peak memory (MiB)",
+            "wall-time saving",
+            "images saving",
+        ],
+        [
+            [
+                group.ssl_method,
+                group.strategy,
+                cell(group.costs.wall_seconds, digits=1),
+                cell(group.costs.images_seen, digits=0),
+                cell(_megabytes(group.costs.peak_memory_bytes), digits=1),
+                _percent(group.wall_saving),
+                _percent(group.images_saving),
+            ]
+            for group in groups
+        ],
+    )
+
+
+def _runs_section(document: Document, runs: Sequence[Run]) -> None:
+    document.heading("Runs")
+    document.table(
+        ["run directory", "SSL method", "strategy", "seed", "status"],
+        [
+            [
+                str(run.path),
+                run.ssl_method,
+                run.strategy,
+                str(run.seed),
+                "included" if run.complete else "left out: incomplete",
+            ]
+            for run in runs
+        ],
+    )
+
+
+def _write_csv(groups: Sequence[Group], path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "ssl_method",
+                "strategy",
+                "seeds",
+                *(f"{name}_{part}" for name in ACCURACY_METRICS for part in ("mean", "std")),
+                "wall_seconds",
+                "images_seen",
+                "peak_memory_bytes",
+                "wall_saving_vs_scratch",
+                "images_saving_vs_scratch",
+            ]
+        )
+        for group in groups:
+            optional = (
+                group.costs.wall_seconds,
+                group.costs.images_seen,
+                group.costs.peak_memory_bytes,
+                group.wall_saving,
+                group.images_saving,
+            )
+            writer.writerow(
+                [
+                    group.ssl_method,
+                    group.strategy,
+                    group.seed_text,
+                    *(
+                        value
+                        for name in ACCURACY_METRICS
+                        for value in (group.accuracy[name].mean, group.accuracy[name].std)
+                    ),
+                    *("" if value is None else value for value in optional),
+                ]
+            )
+
+
+def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> Comparison:
+    """Aggregate complete runs by (SSL method, strategy) over seeds and write the comparison.
+
+    Writes ``compare.md`` (charts as PNG files beside it), a self-contained ``compare.html`` and
+    ``compare.csv`` (one row per group) to ``out_dir``. Incomplete runs are listed but left out;
+    all complete runs must share one setting (data, scenario and evaluation protocol).
+    """
+    if not run_dirs:
+        raise KaizenError("compare needs at least one run directory")
+    runs = [load_run(path) for path in dict.fromkeys(Path(path) for path in run_dirs)]
+    complete = [run for run in runs if run.complete]
+    if not complete:
+        raise KaizenError(
+            f"none of the {len(runs)} runs is complete: finish them with `kaizen run` first"
+        )
+    setting = _check_one_setting(complete)
+    groups = group_runs(complete)
+    document = Document(f"Comparison of {len(complete)} runs")
+    document.paragraph(
+        f"Setting: {setting}. Metrics are recomputed from each run's accuracy matrix and given "
+        "as mean ± sample standard deviation (n - 1) over seeds."
+    )
+    _accuracy_section(document, groups)
+    _cost_section(document, groups)
+    _runs_section(document, runs)
+    markdown, html = document.write(out_dir, "compare")
+    csv_path = out_dir / "compare.csv"
+    _write_csv(groups, csv_path)
+    return Comparison(
+        groups, [run.path for run in runs if not run.complete], markdown, html, csv_path
+    )

@@ -1,0 +1,166 @@
+"""Comparison of runs: grouped by (SSL method, strategy), mean ± std over seeds, cost vs scratch."""
+
+from __future__ import annotations
+
+import csv
+import re
+
+import pytest
+
+from kaizen.errors import KaizenError
+from kaizen.report import compare_runs
+from kaizen.report.aggregate import strategy_order
+
+SEED0 = [
+    [0.90, 0.10, 0.00],
+    [0.80, 0.85, 0.05],
+    [0.60, 0.70, 0.80],
+]
+SEED1 = [
+    [0.90, 0.10, 0.00],
+    [0.80, 0.85, 0.05],
+    [0.70, 0.80, 0.90],
+]
+# (simclr, kaizen), seeds 0 and 1:
+#   final accuracy: (0.6 + 0.7 + 0.8) / 3 = 0.7 and (0.7 + 0.8 + 0.9) / 3 = 0.8
+#     mean 0.75, sample std sqrt((0.05^2 + 0.05^2) / 1) = 0.0707107
+#   average continual accuracy: (0.9 + 0.825 + 0.7) / 3 = 0.808333, (0.9 + 0.825 + 0.8) / 3
+#     = 0.841667; mean 0.825, std sqrt(2 * 0.0166667^2) = 0.0235702
+#   forgetting: ((0.9 - 0.6) + (0.85 - 0.7)) / 2 = 0.225 and ((0.9 - 0.7) + (0.85 - 0.8)) / 2
+#     = 0.125; mean 0.175, std sqrt(2 * 0.05^2) = 0.0707107
+# costs: wall 3 x 10 s = 30 s and 3 x 12 s = 36 s, mean 33 s; images 3 x 1000 = 3000 each.
+# (simclr, scratch) retrains on all data so far: wall 10 + 20 + 30 = 60 s, images 6000.
+#   kaizen saving: wall 1 - 33 / 60 = 0.45, images 1 - 3000 / 6000 = 0.5
+FINETUNE = [
+    [0.90, 0.10, 0.00],
+    [0.30, 0.85, 0.05],
+    [0.20, 0.30, 0.90],
+]
+
+
+@pytest.fixture(scope="module")
+def runs(make_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    return [
+        make_run(root / "simclr-kaizen-seed0", matrix=SEED0),
+        make_run(root / "simclr-kaizen-seed1", seed=1, matrix=SEED1, wall_seconds=(12, 12, 12)),
+        make_run(root / "simclr-finetune-seed0", strategy="finetune", matrix=FINETUNE),
+        make_run(
+            root / "simclr-scratch-seed0",
+            strategy="scratch",
+            wall_seconds=(10, 20, 30),
+            images_seen=(1000, 2000, 3000),
+        ),
+        make_run(root / "byol-kaizen-seed0", ssl="byol", matrix=SEED1),
+        make_run(
+            root / "byol-cassle-seed0",
+            ssl="byol",
+            strategy="cassle",
+            matrix=SEED0[:2],
+            complete=False,
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def comparison(runs, tmp_path_factory):
+    return compare_runs(runs, tmp_path_factory.mktemp("compare"))
+
+
+def _group(comparison, ssl, strategy):
+    return next(g for g in comparison.groups if (g.ssl_method, g.strategy) == (ssl, strategy))
+
+
+def test_groups_are_ordered_by_ssl_then_paper_strategies(comparison):
+    pairs = [(g.ssl_method, g.strategy) for g in comparison.groups]
+    assert pairs == [
+        ("simclr", "finetune"),
+        ("simclr", "kaizen"),
+        ("simclr", "scratch"),
+        ("byol", "kaizen"),
+    ]
+
+
+def test_mean_and_std_over_seeds(comparison):
+    kaizen = _group(comparison, "simclr", "kaizen")
+    assert kaizen.seeds == (0, 1)
+    assert kaizen.accuracy["final_accuracy"].mean == pytest.approx(0.75)
+    assert kaizen.accuracy["final_accuracy"].std == pytest.approx(0.0707107, rel=1e-5)
+    assert kaizen.accuracy["average_continual_accuracy"].mean == pytest.approx(0.825)
+    assert kaizen.accuracy["average_continual_accuracy"].std == pytest.approx(0.0235702, rel=1e-5)
+    assert kaizen.accuracy["forgetting"].mean == pytest.approx(0.175)
+    assert kaizen.accuracy["forgetting"].std == pytest.approx(0.0707107, rel=1e-5)
+    # one seed: std 0
+    byol = _group(comparison, "byol", "kaizen")
+    assert byol.accuracy["final_accuracy"].mean == pytest.approx(0.8)
+    assert byol.accuracy["final_accuracy"].std == 0.0
+
+
+def test_cost_saving_against_scratch_of_the_same_ssl_method(comparison):
+    kaizen = _group(comparison, "simclr", "kaizen")
+    assert kaizen.costs.wall_seconds == pytest.approx(33.0)
+    assert kaizen.costs.images_seen == pytest.approx(3000)
+    assert kaizen.wall_saving == pytest.approx(0.45)
+    assert kaizen.images_saving == pytest.approx(0.5)
+    scratch = _group(comparison, "simclr", "scratch")
+    assert scratch.costs.wall_seconds == pytest.approx(60.0)
+    assert scratch.costs.images_seen == pytest.approx(6000)
+    # no byol scratch run: no saving
+    byol = _group(comparison, "byol", "kaizen")
+    assert byol.wall_saving is None
+    assert byol.images_saving is None
+
+
+def test_incomplete_runs_are_listed_and_left_out(comparison, runs):
+    assert comparison.skipped == [runs[-1]]
+    assert "left out: incomplete" in comparison.markdown.read_text()
+
+
+def test_csv_has_one_row_per_group_with_the_numbers(comparison):
+    with comparison.csv.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4
+    kaizen = next(r for r in rows if (r["ssl_method"], r["strategy"]) == ("simclr", "kaizen"))
+    assert kaizen["seeds"] == "0 1"
+    assert float(kaizen["final_accuracy_mean"]) == pytest.approx(0.75)
+    assert float(kaizen["final_accuracy_std"]) == pytest.approx(0.0707107, rel=1e-5)
+    assert float(kaizen["wall_saving_vs_scratch"]) == pytest.approx(0.45)
+    byol = next(r for r in rows if r["ssl_method"] == "byol")
+    assert byol["wall_saving_vs_scratch"] == ""
+
+
+def test_markdown_and_html_show_the_aggregates_and_embed_the_charts(comparison):
+    text = comparison.markdown.read_text()
+    assert "| simclr | kaizen | 0 1 | 0.7500 ± 0.0707 | 0.8250 ± 0.0236 | 0.1750 ± 0.0707 |" in text
+    assert "| simclr | kaizen | 33.0 | 3000 | 102.0 | 45.0% | 50.0% |" in text
+    charts = re.findall(r"\]\(([^)]+\.png)\)", text)
+    assert len(charts) == 3
+    assert all((comparison.markdown.parent / name).is_file() for name in charts)
+    html = comparison.html.read_text()
+    sources = re.findall(r'<img [^>]*src="([^"]*)"', html)
+    assert len(sources) == 3
+    assert all(source.startswith("data:image/png;base64,") for source in sources)
+    assert 'src="http' not in html
+    assert "0.7500 ± 0.0707" in html
+
+
+def test_runs_of_different_settings_are_refused(make_run, tmp_path):
+    first = make_run(tmp_path / "a")
+    other = make_run(tmp_path / "b", data="cifar100")
+    with pytest.raises(KaizenError, match="different settings"):
+        compare_runs([first, other], tmp_path / "out")
+
+
+def test_nothing_complete_or_nothing_given(make_run, tmp_path):
+    partial = make_run(tmp_path / "a", matrix=SEED0[:1], complete=False)
+    with pytest.raises(KaizenError, match="none of the 1 runs is complete"):
+        compare_runs([partial], tmp_path / "out")
+    with pytest.raises(KaizenError, match="at least one"):
+        compare_runs([], tmp_path / "out")
+    with pytest.raises(KaizenError, match=r"no results\.json"):
+        compare_runs([tmp_path / "missing"], tmp_path / "out")
+
+
+def test_strategy_order_puts_the_paper_strategies_first():
+    names = ["scratch", "kaizen", "joint", "finetune", "kaizen"]
+    assert strategy_order(names) == ["finetune", "kaizen", "scratch", "joint"]
