@@ -280,18 +280,32 @@ STRATEGIES = ("finetune", "cassle", "kaizen")
 PAPER_PRESETS = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
 
 
-def test_preset_names_are_the_demo_and_the_twelve_paper_settings():
+FMNIST_PRESETS = [f"fmnist-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
+
+
+def test_preset_names_are_the_demo_and_both_families():
     names = preset_names()
     assert names[0] == "demo"
-    assert sorted(names[1:]) == sorted(PAPER_PRESETS)
-    assert len(names) == 13
-    assert len(set(names)) == 13
+    assert sorted(names[1:]) == sorted(PAPER_PRESETS + FMNIST_PRESETS)
+    assert len(set(names)) == 25
 
 
-@pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS])
+@pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS, *FMNIST_PRESETS])
 def test_every_preset_validates(name):
     config = build_config(load_preset(name))
     assert config.name == name
+
+
+def test_the_demo_is_the_fashion_mnist_simclr_kaizen_preset():
+    demo = build_config(load_preset("demo"))
+    family = build_config(load_preset("fmnist-simclr-kaizen"))
+    assert demo.model_copy(update={"name": family.name}) == family
+    assert demo.data.name == "fashion-mnist" and demo.train.accelerator == "cpu"
+
+
+def test_vicreg_overlay_applies_to_every_family():
+    assert build_config(load_preset("fmnist-vicreg-kaizen")).optim.lr == pytest.approx(0.3)
+    assert build_config(load_preset("fmnist-byol-kaizen")).optim.lr == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name", PAPER_PRESETS)

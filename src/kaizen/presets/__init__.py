@@ -1,7 +1,8 @@
-"""Named presets: the paper's split CIFAR-100 settings and the embedded demo.
+"""Named presets: the paper's split CIFAR-100 settings, a Fashion-MNIST family, and the demo.
 
-A preset is a config tree. ``cifar100-<ssl>-<strategy>`` combines the shared ``cifar100.yaml``,
-the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one, and the strategy's name.
+A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``,
+the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and
+augmentations differ), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
 """
 
 from __future__ import annotations
@@ -13,23 +14,25 @@ from typing import Any
 from kaizen.config import deep_merge, load_yaml
 from kaizen.errors import ConfigError
 
+FAMILIES = ("fmnist", "cifar100")
 SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
+DEMO = ("fmnist", "simclr", "kaizen")
 
 
 def _preset_dir() -> Path:
     return Path(str(resources.files("kaizen.presets")))
 
 
-def _paper_preset(ssl: str, strategy: str) -> dict[str, Any]:
-    tree = load_yaml(_preset_dir() / "cifar100.yaml")
+def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
+    tree = load_yaml(_preset_dir() / f"{family}.yaml")
     overlay = _preset_dir() / "ssl" / f"{ssl}.yaml"
     if overlay.exists():
         tree = deep_merge(tree, load_yaml(overlay))
     return deep_merge(
         tree,
         {
-            "name": f"cifar100-{ssl}-{strategy}",
+            "name": f"{family}-{ssl}-{strategy}",
             "ssl": {"method": ssl},
             "strategy": {"name": strategy},
         },
@@ -38,19 +41,26 @@ def _paper_preset(ssl: str, strategy: str) -> dict[str, Any]:
 
 def preset_names() -> list[str]:
     """Every preset name, the demo first."""
-    paper = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_NAMES for strategy in PAPER_STRATEGIES]
-    return ["demo", *paper]
+    return [
+        "demo",
+        *(
+            f"{family}-{ssl}-{strategy}"
+            for family in FAMILIES
+            for ssl in SSL_NAMES
+            for strategy in PAPER_STRATEGIES
+        ),
+    ]
 
 
 def load_preset(name: str) -> dict[str, Any]:
     """The config tree of preset ``name``."""
     if name == "demo":
-        return load_yaml(_preset_dir() / "demo.yaml")
+        return deep_merge(_family_preset(*DEMO), {"name": "demo"})
     parts = name.split("-")
-    if len(parts) == 3 and parts[0] == "cifar100":
-        _, ssl, strategy = parts
-        if ssl in SSL_NAMES and strategy in PAPER_STRATEGIES:
-            return _paper_preset(ssl, strategy)
+    if len(parts) == 3:
+        family, ssl, strategy = parts
+        if family in FAMILIES and ssl in SSL_NAMES and strategy in PAPER_STRATEGIES:
+            return _family_preset(family, ssl, strategy)
     raise ConfigError(
         f"unknown preset '{name}'; `kaizen presets` lists them, or give the path of a YAML file"
     )
