@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from kaizen.config import RunConfig, build_config, load_yaml
-from kaizen.engine.rundir import read_run_config, start_run_dir
+from kaizen.engine.rundir import read_run_config
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.presets import load_preset
 from kaizen.results import Result
@@ -49,7 +49,7 @@ def run(
     """
     resolved = resolve_config(config, overrides)
     trainer = ContinualTrainer(resolved, Path(out_dir), console)
-    start_run_dir(Path(out_dir), resolved, force)
+    trainer.start_run_dir(force)
     return trainer.run()
 
 

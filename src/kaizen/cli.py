@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kaizen.api import resolve_config, resume, run
+from kaizen.distributed import is_primary
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.errors import KaizenError
 from kaizen.presets import load_preset, preset_names
@@ -44,6 +45,8 @@ def _matrix_table(result: Result) -> Table:
 
 
 def _summary(result: Result, out_dir: Path, console: Console) -> int:
+    if not is_primary():
+        return 0
     console.print(_matrix_table(result))
     console.print(_metrics_table({result.config.strategy.name: result}))
     console.print(f"results written to {out_dir / 'results.json'}")

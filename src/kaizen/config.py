@@ -208,7 +208,12 @@ class TrainConfig(Section):
     batch_size: int = Field(256, ge=2)
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     accelerator: Literal["auto", "cpu", "cuda"] = "auto"
-    devices: int = Field(1, ge=1)
+    devices: int = Field(1, ge=1, description="Processes (GPUs, or CPU processes) per node.")
+    num_nodes: int = Field(1, ge=1)
+    strategy: Literal["auto", "ddp"] = Field(
+        "auto", description="ddp: one process per device, gradients all-reduced (Fabric)."
+    )
+    sync_batchnorm: bool = Field(False, description="BatchNorm statistics over all processes.")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
     log_every: int = Field(20, ge=1, description="Steps between loss read-outs.")
     progress: bool = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -30,6 +31,10 @@ class LearnerOutputs:
     projections: Tensor
     logits: Tensor
     distilled: Tensor | None
+
+
+LossValues = tuple[Tensor, dict[str, Tensor]]
+"""A step's total loss and each term's detached value."""
 
 
 def ssl_settings(config: RunConfig) -> SSLSettings:
@@ -68,13 +73,23 @@ class Learner(nn.Module):
         self.predictor = predictor
         self.end_to_end = end_to_end
 
-    def forward(self, views: Tensor, with_distill: bool = False) -> LearnerOutputs:
-        """Shapes: views (2M, C, H, W) -> :class:`LearnerOutputs`."""
+    def forward(
+        self,
+        views: Tensor,
+        with_distill: bool = False,
+        loss_fn: Callable[[LearnerOutputs], LossValues] | None = None,
+    ) -> LearnerOutputs | LossValues:
+        """Shapes: views (2M, C, H, W) -> :class:`LearnerOutputs`, or ``loss_fn`` of them.
+
+        Computing the loss inside ``forward`` keeps every trainable module (the SSL method's own
+        heads included) inside the call that data-parallel training wraps.
+        """
         features = self.backbone(views)
         projections = self.ssl.projector(features)
         logits = self.classifier(features if self.end_to_end else features.detach())
         distilled = self.predictor(projections) if with_distill else None
-        return LearnerOutputs(features, projections, logits, distilled)
+        outputs = LearnerOutputs(features, projections, logits, distilled)
+        return outputs if loss_fn is None else loss_fn(outputs)
 
     def classify(self, images: Tensor) -> Tensor:
         """Logits (N, K) for normalised images (N, C, H, W)."""

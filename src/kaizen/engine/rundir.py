@@ -26,6 +26,14 @@ def holds_run(run_dir: Path) -> bool:
     return any((run_dir / name).exists() for name in (*RUN_FILES, CHECKPOINT_FOLDER))
 
 
+def occupied_error(run_dir: Path) -> KaizenError:
+    """The refusal to start a run where one already is."""
+    return KaizenError(
+        f"{run_dir} already holds a run; continue it with `kaizen resume {run_dir}` "
+        "or start over with --force"
+    )
+
+
 def start_run_dir(run_dir: Path, config: RunConfig, force: bool) -> None:
     """Make ``run_dir`` ready for a new run and write its config.
 
@@ -34,10 +42,7 @@ def start_run_dir(run_dir: Path, config: RunConfig, force: bool) -> None:
     """
     if holds_run(run_dir):
         if not force:
-            raise KaizenError(
-                f"{run_dir} already holds a run; continue it with `kaizen resume {run_dir}` "
-                "or start over with --force"
-            )
+            raise occupied_error(run_dir)
         shutil.rmtree(run_dir / CHECKPOINT_FOLDER, ignore_errors=True)
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)

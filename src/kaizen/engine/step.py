@@ -6,7 +6,7 @@ import torch
 from lightning.fabric import Fabric
 from torch import Tensor, nn
 
-from kaizen.continual.learner import Learner
+from kaizen.continual.learner import Learner, LearnerOutputs, LossValues
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, WeightedTerm, total_loss
 from kaizen.data.augment import TwoViewAugment
@@ -52,11 +52,14 @@ class TrainStep:
         """
         with torch.no_grad():
             views = self.augment(images)
+        labels = labels.repeat(2)
         with self.fabric.autocast():
-            outputs = self.module(views, with_distill=self.with_distill)
             teacher_outputs = self.teacher(views) if self.teacher is not None else None
-            step = StepTensors(views, labels.repeat(2), outputs, teacher_outputs)
-            loss, values = total_loss(self.terms, step)
+
+            def loss_fn(outputs: LearnerOutputs) -> LossValues:
+                return total_loss(self.terms, StepTensors(views, labels, outputs, teacher_outputs))
+
+            loss, values = self.module(views, with_distill=self.with_distill, loss_fn=loss_fn)
         self.optimizer.zero_grad(set_to_none=True)
         self.fabric.backward(loss)
         self.optimizer.step()

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from lightning.fabric import Fabric
+from lightning.fabric.strategies import DDPStrategy
 from rich.console import Console
 from torch import Tensor
 
@@ -33,10 +34,16 @@ from kaizen.engine.interrupt import RunInterrupted, StopRequests
 from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.progress import TrainingProgress
 from kaizen.engine.rng import capture_rng, restore_rng
-from kaizen.engine.rundir import CHECKPOINT_FOLDER, inside_run_dir
+from kaizen.engine.rundir import (
+    CHECKPOINT_FOLDER,
+    holds_run,
+    inside_run_dir,
+    occupied_error,
+    start_run_dir,
+)
 from kaizen.engine.step import TrainStep
 from kaizen.engine.stream import Stream, load_stream
-from kaizen.errors import KaizenError
+from kaizen.errors import ConfigError, KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
 from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.results import Result, TaskCost, TaskRecord, write_results
@@ -80,6 +87,25 @@ class LossWatch:
             )
 
 
+def check_parallel_config(config: RunConfig, fabric: Fabric) -> None:
+    """Batches must split evenly over processes; synchronised BatchNorm needs an accelerator."""
+    world = fabric.world_size
+    train, replay = config.train, config.replay
+    for key, size in (
+        ("train.batch_size", train.batch_size),
+        ("replay.batch_size", replay.batch_size),
+    ):
+        if size % world:
+            raise ConfigError(
+                f"{key}={size} does not split over {world} processes; use a multiple of {world}"
+            )
+    if train.sync_batchnorm and fabric.device.type == "cpu":
+        raise ConfigError(
+            "train.sync_batchnorm=true needs GPUs (PyTorch synchronises BatchNorm on accelerators "
+            "only); set it to false on CPU"
+        )
+
+
 class ContinualTrainer:
     """Runs one continual sequence as ``config`` says, in the run directory ``out_dir``.
 
@@ -98,8 +124,16 @@ class ContinualTrainer:
         self.fabric = Fabric(
             accelerator=train.accelerator,
             devices=train.devices,
+            num_nodes=train.num_nodes,
+            strategy=(
+                DDPStrategy(find_unused_parameters=True) if train.strategy == "ddp" else "auto"
+            ),
             precision=FABRIC_PRECISION[train.precision],  # type: ignore[arg-type]
         )
+        self.fabric.launch()
+        check_parallel_config(config, self.fabric)
+        if not self.fabric.is_global_zero:
+            self.console = Console(quiet=True)
         if config.data.cache_dir is not None:
             cache = inside_run_dir(out_dir, config.data.cache_dir, "data.cache_dir")
             config = config.model_copy(
@@ -110,6 +144,20 @@ class ContinualTrainer:
             out_dir / CHECKPOINT_FOLDER, train.keep_checkpoints, self._warn
         )
         self.stops = StopRequests()
+
+    def start_run_dir(self, force: bool) -> None:
+        """Make the run directory ready for a new run (see :func:`start_run_dir`).
+
+        Every process checks the directory before the first one writes, so all of them refuse
+        together, or rank 0 writes while the others wait.
+        """
+        occupied = holds_run(self.out_dir)
+        self.fabric.barrier()
+        if occupied and not force:
+            raise occupied_error(self.out_dir)
+        if self.fabric.is_global_zero:
+            start_run_dir(self.out_dir, self.config, force)
+        self.fabric.barrier()
 
     def _warn(self, message: str) -> None:
         self.console.print(f"[yellow]warning:[/yellow] {message}", soft_wrap=True)
@@ -130,7 +178,8 @@ class ContinualTrainer:
             environment=self._environment(),
         )
         self.replay = ReplayBuffer(self.config.replay, self.config.seed)
-        self.evaluator = Evaluator(self.stream, self.config.eval)
+        self.evaluator = Evaluator(self.stream, self.config.eval, self.fabric)
+        self.sampler = torch.Generator(self.fabric.device).manual_seed(self.config.seed)
         self._set_learner(self._new_learner())
         self.teacher: Teacher | None = None
         self.previous_correct: Tensor | None = None
@@ -154,6 +203,8 @@ class ContinualTrainer:
         return build_learner(self.config, data.channels, data.num_classes)
 
     def _set_learner(self, learner: Learner) -> None:
+        if self.config.train.sync_batchnorm:
+            learner = torch.nn.SyncBatchNorm.convert_sync_batchnorm(learner)
         self.learner = learner
         self.module = self.fabric.setup_module(learner)
 
@@ -179,6 +230,7 @@ class ContinualTrainer:
             "costs": [asdict(cost) for cost in self.result.costs],
             "task_clock": task_clock,
             "rng": capture_rng(),
+            "sampler_rng": self.sampler.get_state(),
         }
 
     def _save(
@@ -223,6 +275,7 @@ class ContinualTrainer:
         self.result.random_init = state["random_init"]
         self.previous_correct = state["previous_correct"]
         restore_rng(state["rng"])
+        self.sampler.set_state(state["sampler_rng"])
         return position
 
     # -- one task ------------------------------------------------------------------------------
@@ -270,6 +323,10 @@ class ContinualTrainer:
         replay_batch = config.replay.batch_size if replay_indices is not None else 0
         settings = ssl_settings(config)
 
+        def this_rank(global_batch: Tensor) -> Tensor:
+            """This process's contiguous share of a batch drawn identically on every process."""
+            return global_batch.tensor_split(fabric.world_size)[fabric.global_rank]
+
         def clock() -> dict[str, float]:
             now = time.perf_counter()
             return {
@@ -291,20 +348,27 @@ class ContinualTrainer:
             order = (
                 fabric.to_device(saved_order)
                 if saved_order is not None
-                else indices[torch.randperm(len(indices), device=indices.device)]
+                else indices[
+                    torch.randperm(len(indices), generator=self.sampler, device=indices.device)
+                ]
             )
             first = start.batch if epoch == start.epoch else 0
             for batch_index in range(first, steps_per_epoch):
-                batch = order[batch_index * batch_size : (batch_index + 1) * batch_size]
+                batch = this_rank(order[batch_index * batch_size : (batch_index + 1) * batch_size])
                 if replay_indices is not None:
-                    draw = torch.randint(len(replay_indices), (replay_batch,), device=batch.device)
-                    batch = torch.cat([batch, replay_indices[draw]])
+                    draw = torch.randint(
+                        len(replay_indices),
+                        (replay_batch,),
+                        generator=self.sampler,
+                        device=batch.device,
+                    )
+                    batch = torch.cat([batch, this_rank(replay_indices[draw])])
                 schedule.set(step)
                 tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
                 values = train_step(stream.train_images[batch], labels[batch], tau)
                 watch.observe(values, step)
                 step += 1
-                window_images += len(batch)
+                window_images += len(batch) * fabric.world_size
                 if step % config.train.log_every == 0 or step == total_steps:
                     now = time.perf_counter()
                     losses = {name: float(value) for name, value in values.items()}
@@ -380,4 +444,5 @@ class ContinualTrainer:
             "device": f"{device.type}: {name}",
             "precision": self.config.train.precision,
             "threads": str(torch.get_num_threads()),
+            "processes": str(self.fabric.world_size),
         }

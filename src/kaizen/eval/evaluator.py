@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from lightning.fabric import Fabric
 from torch import Tensor
 
 from kaizen.config import EvalConfig
@@ -51,18 +52,32 @@ class TaskEvaluation:
 
 
 class Evaluator:
-    """Evaluates a learner on every task's test set, with the classifier and the probes."""
+    """Evaluates a learner on every task's test set, with the classifier and the probes.
 
-    def __init__(self, stream: Stream, config: EvalConfig) -> None:
+    With several processes, each predicts a contiguous shard of the test split and the shards
+    are gathered, so every process holds the same result. The probes run whole on each process.
+    """
+
+    def __init__(self, stream: Stream, config: EvalConfig, fabric: Fabric) -> None:
         self.stream = stream
         self.config = config
+        self.fabric = fabric
 
     def classifier_correct(self, learner: Learner) -> Tensor:
         """bool (M,) on the host: the classifier's hits on the whole test split."""
-        predicted = predict(
-            learner, self.stream.test_images, self.stream.normalize, self.config.batch_size
-        )
-        return (predicted == self.stream.test_labels).cpu()
+        fabric, stream = self.fabric, self.stream
+        shards = torch.arange(len(stream.test_labels)).tensor_split(fabric.world_size)
+        mine = shards[fabric.global_rank].to(stream.test_images.device)
+        hits = predict(learner, stream.test_images[mine], stream.normalize, self.config.batch_size)
+        hits = (hits == stream.test_labels[mine]).to(torch.int8)
+        if fabric.world_size == 1:
+            return hits.bool().cpu()
+        longest = len(shards[0])
+        padded = torch.cat([hits, hits.new_zeros(longest - len(hits))])
+        gathered = fabric.all_gather(padded).reshape(fabric.world_size, longest).cpu()
+        return torch.cat(
+            [row[: len(shard)] for row, shard in zip(gathered, shards, strict=True)]
+        ).bool()
 
     def classifier_row(self, learner: Learner) -> list[float]:
         """The classifier's accuracy on each task's test set."""

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from kaizen.distributed import gather_views
 from kaizen.errors import ConfigError
 from kaizen.models.heads import mlp
 from kaizen.ssl.base import info_nce
@@ -52,14 +53,15 @@ DISTILL_LOSSES: dict[str, Callable[..., Tensor]] = {
 def distill_loss(kind: str, p: Tensor, z_teacher: Tensor, temperature: float) -> Tensor:
     """The ``kind`` distillation loss of (2B, D) p against (2B, D) z_teacher.
 
-    ``temperature`` is used by the contrastive loss only.
+    ``temperature`` is used by the contrastive loss only, which sees the rows of every process
+    (:func:`kaizen.distributed.gather_views`); the others are means over rows.
     """
     if kind not in DISTILL_LOSSES:
         raise ConfigError(
             f"unknown distillation loss '{kind}'; valid: {', '.join(sorted(DISTILL_LOSSES))}"
         )
     if kind == "contrastive":
-        return contrastive_distill(p, z_teacher, temperature)
+        return contrastive_distill(gather_views(p), gather_views(z_teacher), temperature)
     return DISTILL_LOSSES[kind](p, z_teacher)
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kaizen.distributed import gather_views
 from kaizen.errors import ConfigError
 from kaizen.models.heads import mlp
 from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, info_nce, split_views
@@ -71,7 +72,7 @@ class MoCoV2Plus(MomentumSSLMethod):
             moco_loss(q1, k2, self.queue[1], self.settings.temperature)
             + moco_loss(q2, k1, self.queue[0], self.settings.temperature)
         ) / 2
-        self._enqueue(torch.stack([k1, k2]))
+        self._enqueue(torch.stack(split_views(gather_views(torch.cat([k1, k2])))))
         return loss
 
     @torch.no_grad()

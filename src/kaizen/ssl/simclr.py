@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from kaizen.distributed import gather_views
 from kaizen.models.heads import mlp
 from kaizen.ssl.base import SSLMethod, SSLSettings, info_nce, split_views
 
@@ -44,4 +45,4 @@ class SimCLR(SSLMethod):
         )
 
     def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
-        return nt_xent_loss(z, self.settings.temperature)
+        return nt_xent_loss(gather_views(z), self.settings.temperature)

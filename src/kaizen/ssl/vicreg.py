@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kaizen.distributed import gather_views
 from kaizen.models.heads import mlp
 from kaizen.ssl.base import SSLMethod, SSLSettings, float32_loss, split_views
 
@@ -75,6 +76,6 @@ class VICReg(SSLMethod):
         self.projector = mlp(feature_dim, [hidden, hidden], settings.proj_output_dim)
 
     def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
-        z1, z2 = split_views(z)
+        z1, z2 = split_views(gather_views(z))
         s = self.settings
         return vicreg_loss(z1, z2, s.vicreg_sim_weight, s.vicreg_var_weight, s.vicreg_cov_weight)
