@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from kaizen.config import RunConfig, build_config
+
 
 def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
     """A config tree that trains 3 tasks of 2 synthetic classes in about a second on a CPU."""
@@ -42,6 +44,23 @@ def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
             "progress": False,
         },
     }
+
+
+def small_learner_config(ssl: str = "simclr", **strategy: Any) -> RunConfig:
+    """A config whose learner is small enough for unit tests of gradients and optimisers."""
+    return build_config(
+        {
+            "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 16},
+            "ssl": {
+                "method": ssl,
+                "proj_hidden_dim": 16,
+                "proj_output_dim": 8,
+                "pred_hidden_dim": 16,
+                "queue_size": 16,
+            },
+            "strategy": {"distill_predictor_hidden_dim": 16, **strategy},
+        }
+    )
 
 
 @pytest.fixture

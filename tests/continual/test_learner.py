@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from kaizen.config import RunConfig, build_config
+from conftest import small_learner_config
+from kaizen.config import RunConfig
 from kaizen.continual.learner import Learner, build_learner
 from kaizen.continual.strategies import STRATEGIES, task_terms
 from kaizen.continual.teacher import Teacher
@@ -16,20 +17,7 @@ SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
 NUM_CLASSES = 4
 
 
-def _config(ssl: str = "simclr", **strategy) -> RunConfig:
-    return build_config(
-        {
-            "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 16},
-            "ssl": {
-                "method": ssl,
-                "proj_hidden_dim": 16,
-                "proj_output_dim": 8,
-                "pred_hidden_dim": 16,
-                "queue_size": 16,
-            },
-            "strategy": {"distill_predictor_hidden_dim": 16, **strategy},
-        }
-    )
+_config = small_learner_config
 
 
 def _learner(config: RunConfig) -> Learner:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from kaizen.config import OptimConfig, build_config
+from conftest import small_learner_config
+from kaizen.config import OptimConfig
 from kaizen.continual.learner import Learner, build_learner
 from kaizen.engine.optim import LARS, TaskSchedule, build_optimizer, lr_factor, parameter_groups
 
@@ -23,19 +24,7 @@ def _one_thread():
 
 
 def _learner(ssl: str = "simclr") -> Learner:
-    config = build_config(
-        {
-            "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 16},
-            "ssl": {
-                "method": ssl,
-                "proj_hidden_dim": 16,
-                "proj_output_dim": 8,
-                "pred_hidden_dim": 16,
-                "queue_size": 16,
-            },
-            "strategy": {"distill_predictor_hidden_dim": 16},
-        }
-    )
+    config = small_learner_config(ssl)
     torch.manual_seed(0)
     return build_learner(config, in_channels=1, num_classes=4)
 
