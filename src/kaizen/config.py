@@ -214,6 +214,10 @@ class TrainConfig(Section):
         "auto", description="ddp: one process per device, gradients all-reduced (Fabric)."
     )
     sync_batchnorm: bool = Field(False, description="BatchNorm statistics over all processes.")
+    channels_last: bool | None = Field(
+        None, description="NHWC memory layout for convolutions; default: on for GPUs."
+    )
+    compile: bool = Field(False, description="torch.compile the backbone (GPU runs).")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
     log_every: int = Field(20, ge=1, description="Steps between loss read-outs.")
     progress: bool = True

@@ -69,3 +69,12 @@ def test_same_seed_gives_the_same_matrix_and_another_seed_differs(tiny, tmp_path
     other = kaizen.run(tiny("kaizen"), tmp_path / "c", overrides=["seed=1"])
     assert first.accuracy_matrix == second.accuracy_matrix
     assert first.accuracy_matrix != other.accuracy_matrix
+
+
+def test_channels_last_gives_the_same_accuracies_as_the_default_layout(
+    tiny, tmp_path: Path
+) -> None:
+    default = kaizen.run(tiny("kaizen"), tmp_path / "default")
+    nhwc = kaizen.run(tiny("kaizen"), tmp_path / "nhwc", overrides=["train.channels_last=true"])
+    for row, other in zip(default.accuracy_matrix, nhwc.accuracy_matrix, strict=True):
+        assert row == pytest.approx(other, abs=0.13)

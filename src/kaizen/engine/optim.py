@@ -42,29 +42,43 @@ class LARS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
+        """One update of every group, with multi-tensor (foreach) kernels and no host sync."""
         for group in self.param_groups:
-            lr, decay, momentum = group["lr"], group["weight_decay"], group["momentum"]
-            for param in group["params"]:
-                if param.grad is None:
-                    continue
-                update = param.grad.add(param, alpha=decay) if decay else param.grad
-                if group["lars"] and param.ndim > 1:
-                    update = update * self._trust_ratio(param, param.grad, group)
-                state = self.state[param]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = update.clone()
-                else:
-                    state["momentum_buffer"].mul_(momentum).add_(update)
-                param.add_(state["momentum_buffer"], alpha=-lr)
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            decay = group["weight_decay"]
+            updates = list(torch._foreach_add(grads, params, alpha=decay)) if decay else list(grads)
+            if group["lars"]:
+                adapted = [i for i, p in enumerate(params) if p.ndim > 1]
+                ratios = self._trust_ratios(
+                    [params[i] for i in adapted], [grads[i] for i in adapted], group
+                )
+                for i, ratio in zip(adapted, ratios, strict=True):
+                    updates[i] = updates[i] * ratio
+            buffers = [self.state[p].get("momentum_buffer") for p in params]
+            if any(buffer is None for buffer in buffers):
+                buffers = [update.clone() for update in updates]
+                for param, buffer in zip(params, buffers, strict=True):
+                    self.state[param]["momentum_buffer"] = buffer
+            else:
+                torch._foreach_mul_(buffers, group["momentum"])
+                torch._foreach_add_(buffers, updates)
+            torch._foreach_add_(params, buffers, alpha=-group["lr"])
 
     @staticmethod
-    def _trust_ratio(param: Tensor, grad: Tensor, group: dict) -> Tensor:
-        param_norm = torch.linalg.vector_norm(param)
-        grad_norm = torch.linalg.vector_norm(grad)
-        ratio = group["eta"] * param_norm / (grad_norm + group["weight_decay"] * param_norm)
+    def _trust_ratios(params: list[Tensor], grads: list[Tensor], group: dict) -> list[Tensor]:
+        """eta ||w|| / (||g|| + wd ||w||) per tensor (clipped at lr); 1 where a norm is 0."""
+        if not params:
+            return []
+        param_norms = torch.stack(torch._foreach_norm(params))
+        grad_norms = torch.stack(torch._foreach_norm(grads))
+        ratios = group["eta"] * param_norms / (grad_norms + group["weight_decay"] * param_norms)
         if group["clip"]:
-            ratio = torch.clamp(ratio / group["lr"], max=1.0)
-        return torch.where((param_norm > 0) & (grad_norm > 0), ratio, 1.0)
+            ratios = torch.clamp(ratios / group["lr"], max=1.0)
+        usable = (param_norms > 0) & (grad_norms > 0)
+        return list(torch.where(usable, ratios, torch.ones_like(ratios)).unbind())
 
 
 def _split_decay(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

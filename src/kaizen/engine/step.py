@@ -23,6 +23,7 @@ class TrainStep:
         terms: the weighted loss terms of the task.
         optimizer: the task's optimiser, set up by Fabric.
         augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W).
+        channels_last: feed the views in NHWC layout (the learner must be converted too).
     """
 
     def __init__(
@@ -34,6 +35,7 @@ class TrainStep:
         terms: list[WeightedTerm],
         optimizer: torch.optim.Optimizer,
         augment: TwoViewAugment,
+        channels_last: bool = False,
     ) -> None:
         self.fabric = fabric
         self.learner = learner
@@ -42,6 +44,7 @@ class TrainStep:
         self.terms = terms
         self.optimizer = optimizer
         self.augment = augment
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.with_distill = any(term.name == "feature_distill" for term in terms)
 
     def __call__(self, images: Tensor, labels: Tensor, tau: float) -> dict[str, Tensor]:
@@ -51,7 +54,7 @@ class TrainStep:
         Returns each term's unweighted value as a detached device tensor (no host sync).
         """
         with torch.no_grad():
-            views = self.augment(images)
+            views = self.augment(images).contiguous(memory_format=self.memory_format)
         labels = labels.repeat(2)
         with self.fabric.autocast():
             teacher_outputs = self.teacher(views) if self.teacher is not None else None

@@ -134,6 +134,10 @@ class ContinualTrainer:
         check_parallel_config(config, self.fabric)
         if not self.fabric.is_global_zero:
             self.console = Console(quiet=True)
+        channels_last = train.channels_last
+        self.channels_last = (
+            self.fabric.device.type == "cuda" if channels_last is None else channels_last
+        )
         if config.data.cache_dir is not None:
             cache = inside_run_dir(out_dir, config.data.cache_dir, "data.cache_dir")
             config = config.model_copy(
@@ -205,6 +209,10 @@ class ContinualTrainer:
     def _set_learner(self, learner: Learner) -> None:
         if self.config.train.sync_batchnorm:
             learner = torch.nn.SyncBatchNorm.convert_sync_batchnorm(learner)
+        if self.channels_last:
+            learner = learner.to(memory_format=torch.channels_last)
+        if self.config.train.compile:
+            learner.backbone.compile()
         self.learner = learner
         self.module = self.fabric.setup_module(learner)
 
@@ -312,7 +320,14 @@ class ContinualTrainer:
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
         terms = task_terms(self.strategy, config.strategy, self.learner, self.teacher is not None)
         train_step = TrainStep(
-            fabric, self.learner, self.module, self.teacher, terms, optimizer, stream.augment
+            fabric,
+            self.learner,
+            self.module,
+            self.teacher,
+            terms,
+            optimizer,
+            stream.augment,
+            self.channels_last,
         )
         watch = LossWatch([term.name for term in terms], fabric.device)
         replay_indices = (
