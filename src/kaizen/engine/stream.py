@@ -13,6 +13,7 @@ from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
 from kaizen.data.catalog import load_dataset
 from kaizen.data.imageset import LabelledData
 from kaizen.data.scenario import Task, build_scenario
+from kaizen.data.store import ImageStore
 from kaizen.errors import DataError
 
 
@@ -23,7 +24,8 @@ class Stream:
     Attributes:
         data: the dataset as read (host memory).
         tasks: the scenario's tasks.
-        train_images: uint8 (N, C, H, W) on the device; test_images: uint8 (M, C, H, W).
+        train_images: the training split's uint8 (N, C, H, W) images, on the device if they fit.
+        test_images: uint8 (M, C, H, W) on the device.
         test_labels: int64 (M,) on the device.
         normalize: uint8 -> normalised float, for evaluation.
         augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W), for training.
@@ -32,7 +34,7 @@ class Stream:
 
     data: LabelledData
     tasks: list[Task]
-    train_images: Tensor
+    train_images: ImageStore
     test_images: Tensor
     test_labels: Tensor
     normalize: Normalize
@@ -74,7 +76,7 @@ def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
     return Stream(
         data,
         tasks,
-        fabric.to_device(data.train.images),
+        ImageStore(data.train.images, fabric.device),
         fabric.to_device(data.test.images),
         fabric.to_device(data.test.labels),
         normalize,

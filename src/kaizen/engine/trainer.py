@@ -183,7 +183,8 @@ class ContinualTrainer:
         )
         self.replay = ReplayBuffer(self.config.replay, self.config.seed)
         self.evaluator = Evaluator(self.stream, self.config.eval, self.fabric)
-        self.sampler = torch.Generator(self.fabric.device).manual_seed(self.config.seed)
+        index_device = self.stream.train_images.index_device
+        self.sampler = torch.Generator(index_device).manual_seed(self.config.seed)
         self._set_learner(self._new_learner())
         self.teacher: Teacher | None = None
         self.previous_correct: Tensor | None = None
@@ -306,7 +307,8 @@ class ContinualTrainer:
             if task.index > 0 and self.strategy.needs_teacher:
                 self.teacher = fabric.to_device(Teacher.snapshot(self.learner))
         seen = stream.tasks[: task.index + 1] if self.strategy.cumulative_data else [task]
-        indices = fabric.to_device(torch.cat([t.train_indices for t in seen]))
+        index_device = stream.train_images.index_device
+        indices = torch.cat([t.train_indices for t in seen]).to(index_device)
         labels = fabric.to_device(training_labels(stream.data.train.labels, seen))
         batch_size = min(config.train.batch_size, len(indices))
         steps_per_epoch = len(indices) // batch_size
@@ -331,7 +333,7 @@ class ContinualTrainer:
         )
         watch = LossWatch([term.name for term in terms], fabric.device)
         replay_indices = (
-            fabric.to_device(self.replay.indices)
+            self.replay.indices.to(index_device)
             if self.strategy.replay and len(self.replay)
             else None
         )
@@ -361,7 +363,7 @@ class ContinualTrainer:
         for epoch in range(start.epoch, epochs):
             saved_order = resumed["epoch_order"] if resumed and epoch == start.epoch else None
             order = (
-                fabric.to_device(saved_order)
+                saved_order.to(index_device)
                 if saved_order is not None
                 else indices[
                     torch.randperm(len(indices), generator=self.sampler, device=indices.device)
@@ -380,7 +382,8 @@ class ContinualTrainer:
                     batch = torch.cat([batch, this_rank(replay_indices[draw])])
                 schedule.set(step)
                 tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
-                values = train_step(stream.train_images[batch], labels[batch], tau)
+                images = stream.train_images.gather(batch)
+                values = train_step(images, labels[batch.to(labels.device)], tau)
                 watch.observe(values, step)
                 step += 1
                 window_images += len(batch) * fabric.world_size

@@ -102,9 +102,18 @@ class Evaluator:
     def _probe_rows(self, learner: Learner, task: Task) -> dict[str, list[float]]:
         stream, config = self.stream, self.config
         seen = torch.cat([t.train_indices for t in stream.tasks[: task.index + 1]])
-        bank_images = stream.train_images[seen.to(stream.train_images.device)]
-        bank_labels = stream.data.train.labels[seen].to(bank_images.device)
-        bank = extract_features(learner.backbone, bank_images, stream.normalize, config.batch_size)
+        bank = torch.cat(
+            [
+                extract_features(
+                    learner.backbone,
+                    stream.train_images.gather(chunk.to(stream.train_images.index_device)),
+                    stream.normalize,
+                    config.batch_size,
+                )
+                for chunk in seen.split(config.batch_size * 16)
+            ]
+        )
+        bank_labels = stream.data.train.labels[seen].to(bank.device)
         test = extract_features(
             learner.backbone, stream.test_images, stream.normalize, config.batch_size
         )
