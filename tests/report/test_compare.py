@@ -134,11 +134,11 @@ def test_markdown_and_html_show_the_aggregates_and_embed_the_charts(comparison):
     assert "| simclr | kaizen | 0 1 | 0.7500 ± 0.0707 | 0.8250 ± 0.0236 | 0.1750 ± 0.0707 |" in text
     assert "| simclr | kaizen | 33.0 | 3000 | 102.0 | 45.0% | 50.0% |" in text
     charts = re.findall(r"\]\(([^)]+\.png)\)", text)
-    assert len(charts) == 3
+    assert len(charts) == 4  # one per metric of the table
     assert all((comparison.markdown.parent / name).is_file() for name in charts)
     html = comparison.html.read_text()
     sources = re.findall(r'<img [^>]*src="([^"]*)"', html)
-    assert len(sources) == 3
+    assert len(sources) == 4
     assert all(source.startswith("data:image/png;base64,") for source in sources)
     assert 'src="http' not in html
     assert "0.7500 ± 0.0707" in html

@@ -12,7 +12,13 @@ import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kaizen.eval.metrics import Matrix, average_continual_accuracy, final_accuracy, forgetting
+from kaizen.eval.metrics import (
+    Matrix,
+    average_continual_accuracy,
+    final_accuracy,
+    forgetting,
+    plasticity,
+)
 from kaizen.presets import PAPER_STRATEGIES
 from kaizen.report.runs import Run
 
@@ -23,6 +29,7 @@ ACCURACY_METRICS: dict[str, tuple[str, Callable[[Matrix], float]]] = {
     "final_accuracy": ("final accuracy", final_accuracy),
     "average_continual_accuracy": ("average continual accuracy", average_continual_accuracy),
     "forgetting": ("forgetting", forgetting),
+    "plasticity": ("plasticity", plasticity),
 }
 
 
