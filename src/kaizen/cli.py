@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kaizen.api import resolve_config, resume, run
+from kaizen.bench.commands import register as register_bench_command
 from kaizen.distributed import is_primary
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.errors import KaizenError
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     register_report_commands(commands)
+    register_bench_command(commands)
     return parser
 
 

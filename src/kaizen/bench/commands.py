@@ -1,0 +1,279 @@
+"""The ``kaizen bench`` command: Kaizen's training step against the conventional pipeline.
+
+It measures both pipelines in one process on the same model, losses and data, optionally the
+time per task of a long run, prints the numbers and writes them to a JSON file with the machine,
+the software versions, the command line and the config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import kaizen
+from kaizen.api import resolve_config
+from kaizen.bench.reference import measure_reference_step
+from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
+from kaizen.bench.throughput import bench_device, measure_kaizen_step
+from kaizen.config import RunConfig, build_config, to_plain
+from kaizen.presets import load_preset
+
+BENCH_PRESET = "cifar100-mocov2plus-kaizen"
+BENCH_DATA = {
+    "name": "synthetic",
+    "train_per_class": None,
+    "test_per_class": None,
+    "synthetic": {
+        "num_classes": 100,
+        "train_per_class": 100,
+        "test_per_class": 1,
+        "image_size": 32,
+        "channels": 3,
+    },
+}
+SMALL_BACKBONE_WIDTH = 0.5
+DEFAULT_OUT = "benchmarks/results/bench-{device}-{backbone}.json"
+_MIXED_PRECISION = {"cuda": "16-mixed", "cpu": "bf16-mixed"}
+_CPU_INFO = Path("/proc/cpuinfo")
+
+
+def _base_tree(preset: str | None) -> dict[str, Any]:
+    """The bench config tree: a preset or YAML file, or the paper's MoCoV2+ Kaizen setting; the
+    data are synthetic of the bench shape unless the source already uses synthetic data."""
+    if preset is None:
+        tree = load_preset(BENCH_PRESET)
+        tree["name"] = "bench"
+    else:
+        tree = resolve_config(preset).model_dump()
+    if tree.get("data", {}).get("name") != "synthetic":
+        tree["data"] = BENCH_DATA
+    return tree
+
+
+def bench_config(args: argparse.Namespace) -> RunConfig:
+    """The config the bench measures, from the command's options."""
+    tree = _base_tree(args.preset)
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    settings: dict[str, Any] = {"train.accelerator": device, "train.progress": False}
+    if args.backbone is not None:
+        settings["model.backbone"] = args.backbone
+        if args.width is None and args.backbone == "convnet":
+            settings["model.width"] = SMALL_BACKBONE_WIDTH
+    if args.width is not None:
+        settings["model.width"] = args.width
+    if args.precision is not None:
+        settings["train.precision"] = args.precision
+    elif args.preset is None:
+        settings["train.precision"] = _MIXED_PRECISION[device]
+    if args.batch_size is not None:
+        settings["train.batch_size"] = args.batch_size
+    if args.replay_batch_size is not None:
+        settings["replay.batch_size"] = args.replay_batch_size
+    overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
+    return build_config(tree, [*overrides, *args.overrides])
+
+
+def _cpu_model() -> str:
+    try:
+        for line in _CPU_INFO.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """Platform, CPU model, cores (all and usable) and the torch intra-op ``threads`` used."""
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "torch_threads": threads,
+    }
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_model()
+
+
+def command_line() -> str:
+    """The command line of this process, program name without its directory."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def build_report(
+    config: RunConfig,
+    settings: dict[str, Any],
+    kaizen_step: dict[str, Any],
+    reference_step: dict[str, Any],
+    task_seconds: list[float],
+) -> dict[str, Any]:
+    """Everything one bench run measured, with the machine, versions, command and config."""
+    device = torch.device(kaizen_step["device"])
+    scaling = None
+    if task_seconds:
+        scaling = {
+            "seconds_per_task": task_seconds,
+            "max_over_min": flatness(task_seconds),
+            "linear_drift": linear_drift(task_seconds),
+            "steps_per_task": settings["steps_per_task"],
+        }
+    return {
+        "machine": machine_info(config.train.num_threads or torch.get_num_threads()),
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "kaizen": kaizen.__version__,
+        "command": command_line(),
+        "settings": settings,
+        "config": to_plain(config),
+        "kaizen_step": kaizen_step,
+        "reference_step": reference_step,
+        "speedup": kaizen_step["images_per_second"] / reference_step["images_per_second"],
+        "task_scaling": scaling,
+    }
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    """Write the report as indented JSON, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def _steps_table(report: dict[str, Any]) -> Table:
+    table = Table(title=f"Training step on {report['device']} (current + replay images)")
+    for column in ("pipeline", "images/s", "s/step", "peak memory (MB)", "autocast", "layout"):
+        table.add_column(column, justify="left" if column == "pipeline" else "right")
+    for name, key in (("kaizen", "kaizen_step"), ("reference", "reference_step")):
+        row = report[key]
+        table.add_row(
+            name,
+            f"{row['images_per_second']:.1f}",
+            f"{row['seconds_per_step']:.3f}",
+            f"{row['peak_memory_mb']:.0f}",
+            row["autocast_dtype"],
+            "channels_last" if row["channels_last"] else "channels_first",
+        )
+    table.caption = f"kaizen / reference: {report['speedup']:.2f}x"
+    return table
+
+
+def _scaling_table(scaling: dict[str, Any]) -> Table:
+    table = Table(title="Training time per task", min_width=40)
+    table.add_column("task", justify="right")
+    table.add_column(f"seconds ({scaling['steps_per_task']} steps)", justify="right")
+    for task, seconds in enumerate(scaling["seconds_per_task"], start=1):
+        table.add_row(str(task), f"{seconds:.2f}")
+    table.caption = (
+        f"longest / shortest: {scaling['max_over_min']:.3f}; "
+        f"fitted drift over the run: {scaling['linear_drift']:+.1%}"
+    )
+    return table
+
+
+def run_bench(args: argparse.Namespace, console: Console) -> int:
+    """Handler of ``kaizen bench``: measure, print, write the JSON report."""
+    config = bench_config(args)
+    settings = {
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "workers": args.workers,
+        "channels_last": args.channels_last,
+        "tasks": args.tasks,
+        "steps_per_task": args.steps_per_task,
+    }
+    console.print(f"measuring the kaizen step ({args.warmup} warm-up + {args.steps} steps)")
+    kaizen_step = measure_kaizen_step(
+        config, warmup=args.warmup, steps=args.steps, channels_last=args.channels_last
+    )
+    console.print(f"measuring the reference step ({args.workers} workers)")
+    reference_step = measure_reference_step(
+        config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
+    )
+    task_seconds: list[float] = []
+    if args.tasks:
+        console.print(f"measuring {args.tasks} tasks of {args.steps_per_task} steps")
+        task_seconds = measure_task_scaling(config, args.tasks, args.steps_per_task)
+    report = build_report(config, settings, kaizen_step, reference_step, task_seconds)
+    console.print(_steps_table(report))
+    if report["task_scaling"] is not None:
+        console.print(_scaling_table(report["task_scaling"]))
+    out = Path(
+        args.out
+        or DEFAULT_OUT.format(device=bench_device(config).type, backbone=config.model.backbone)
+    )
+    write_report(report, out)
+    console.print(f"results written to {out}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` subcommand to the ``kaizen`` command's subparsers."""
+    bench = subparsers.add_parser(
+        "bench",
+        help="images/s of the Kaizen training step vs a conventional pipeline",
+        description="Measure the Kaizen training step (batched augmentation on the device, "
+        "student + teacher forward, backward, update) against a conventional per-sample "
+        "DataLoader pipeline with the same model and losses, and optionally the time per task "
+        "of a long run; prints a table and writes a JSON report.",
+    )
+    bench.add_argument(
+        "overrides", nargs="*", help="dotted settings applied last, e.g. train.num_threads=2"
+    )
+    bench.add_argument(
+        "--preset",
+        help="a preset name or YAML file (default: MoCoV2+ Kaizen with the paper's settings, "
+        "ResNet-18 CIFAR stem, synthetic 32x32x3 images, batch 256 + 32 replay)",
+    )
+    bench.add_argument(
+        "--backbone",
+        choices=("resnet18", "resnet50", "convnet"),
+        help=f"backbone (convnet defaults to width {SMALL_BACKBONE_WIDTH}, for CPUs)",
+    )
+    bench.add_argument("--width", type=float, help="backbone width multiplier")
+    bench.add_argument("--batch-size", type=int, help="current-task images per step")
+    bench.add_argument("--replay-batch-size", type=int, help="replay images per step")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    bench.add_argument(
+        "--workers", type=int, default=2, help="data-loader workers of the reference (default 2)"
+    )
+    bench.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
+    )
+    bench.add_argument(
+        "--precision",
+        choices=("32", "bf16-mixed", "16-mixed"),
+        help="default: 16-mixed on CUDA, bf16-mixed on a CPU (a preset keeps its own)",
+    )
+    bench.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="channels-last learner and views in the kaizen step (default: on)",
+    )
+    bench.add_argument(
+        "--tasks", type=int, default=0, help="tasks of the per-task timing run (0 = skip)"
+    )
+    bench.add_argument(
+        "--steps-per-task", type=int, default=20, help="steps of each timed task (default 20)"
+    )
+    bench.add_argument("--out", help=f"JSON report (default {DEFAULT_OUT})")
+    bench.set_defaults(handler=run_bench)

@@ -1,0 +1,322 @@
+"""Images per second of Kaizen's training step, built exactly as the trainer builds a task t >= 1.
+
+The stream is synthetic: uint8 images of the configured shape (``data.synthetic``), split in two
+halves of classes as at task 1 of a two-task stream. The first half fills a replay buffer (as the
+trainer fills it after task 0); the second half is the current task. The helpers that both
+pipelines share (the data, the device, the clock, the memory probe, the result record) live here.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import torch
+from lightning.fabric import Fabric
+from torch import Tensor
+
+from kaizen.config import RunConfig
+from kaizen.continual.learner import build_learner, ssl_settings
+from kaizen.continual.strategies import STRATEGIES, task_terms
+from kaizen.continual.teacher import Teacher
+from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+from kaizen.data.replay import ReplayBuffer
+from kaizen.data.synthetic import make_synthetic
+from kaizen.engine.optim import TaskSchedule, build_optimizer
+from kaizen.engine.step import TrainStep
+from kaizen.engine.trainer import FABRIC_PRECISION
+from kaizen.errors import ConfigError
+from kaizen.ssl.base import momentum_tau
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+_RESET_PEAK_RSS = "5"  # Linux: writing 5 to clear_refs resets the peak resident set size
+_AUTOCAST_DTYPES = {"32": "float32", "bf16-mixed": "bfloat16", "16-mixed": "float16"}
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """The benchmark's stream, in host memory.
+
+    Attributes:
+        images: uint8 (N, C, H, W) training images.
+        labels: int64 (N,) their labels, all labelled.
+        current: int64 indices of the current task's images (the second half of the classes).
+        replay: int64 indices held by the replay buffer (drawn from the first half of the classes).
+        num_classes: classes of the whole stream (the classifier's output size).
+    """
+
+    images: Tensor
+    labels: Tensor
+    current: Tensor
+    replay: Tensor
+    num_classes: int
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.images.shape[2], self.images.shape[3]
+
+
+def bench_data(config: RunConfig) -> BenchData:
+    """Synthetic images of the shape in ``config.data.synthetic``, split as at task 1.
+
+    Raises ConfigError when the current task holds fewer images than one batch.
+    """
+    shape = config.data.synthetic
+    train = make_synthetic(
+        num_classes=shape.num_classes,
+        train_per_class=shape.train_per_class,
+        test_per_class=1,
+        image_size=shape.image_size,
+        channels=shape.channels,
+        seed=config.seed,
+    ).train
+    earlier = train.labels < shape.num_classes // 2
+    current = torch.nonzero(~earlier).flatten()
+    if len(current) < config.train.batch_size:
+        raise ConfigError(
+            f"the benchmark's current task holds {len(current)} images, fewer than "
+            f"train.batch_size={config.train.batch_size}; raise data.synthetic.train_per_class"
+        )
+    replay = ReplayBuffer(config.replay, config.seed)
+    replay.add(torch.nonzero(earlier).flatten(), train.labels[earlier])
+    return BenchData(train.images, train.labels, current, replay.indices, shape.num_classes)
+
+
+def bench_device(config: RunConfig) -> torch.device:
+    """The device ``config.train.accelerator`` names (``auto``: CUDA when there is one)."""
+    accelerator = config.train.accelerator
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(accelerator)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads (None: unchanged), then restore the number."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step: Callable[[int], None], warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds taken by ``step(i)`` for i in [warmup, warmup + steps), after ``warmup`` untimed
+    calls; the device is synchronised before each reading of the clock."""
+    for index in range(warmup):
+        step(index)
+    _synchronize(device)
+    started = time.perf_counter()
+    for index in range(warmup, warmup + steps):
+        step(index)
+    _synchronize(device)
+    return time.perf_counter() - started
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (Linux); False where the kernel does not allow it."""
+    try:
+        _CLEAR_REFS.write_text(_RESET_PEAK_RSS)
+    except OSError:
+        return False
+    return True
+
+
+def _peak_rss_megabytes() -> float:
+    """Peak RSS of this process in MB, from /proc (VmHWM) where readable, else ru_maxrss."""
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def children_peak_rss_megabytes() -> float:
+    """Largest peak RSS in MB among this process's finished children (e.g. data-loader workers).
+
+    Pages a forked child shares with its parent count in both; the value covers every child the
+    process has waited for so far, not one measurement.
+    """
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+class PeakMemory:
+    """Peak memory of the code run inside the ``with`` block.
+
+    CUDA: the caching allocator's peak (``torch.cuda.max_memory_allocated``). CPU: the process's
+    peak resident set size, reset on entry where Linux allows it (``/proc/self/clear_refs``),
+    otherwise ``ru_maxrss`` (the peak since the process started). ``method`` says which.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.megabytes = math.nan
+        self.method = ""
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.method = "torch.cuda.max_memory_allocated"
+        elif _reset_peak_rss():
+            self.method = "peak RSS of the process (VmHWM, reset before the measurement)"
+        else:
+            self.method = "ru_maxrss (peak RSS since the process started)"
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if self.device.type == "cuda":
+            self.megabytes = torch.cuda.max_memory_allocated(self.device) / 2**20
+        else:
+            self.megabytes = _peak_rss_megabytes()
+
+
+def step_record(
+    *,
+    images_per_step: int,
+    steps: int,
+    seconds: float,
+    memory: PeakMemory,
+    workers_megabytes: float,
+    autocast_dtype: str,
+    channels_last: bool,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The result of one pipeline's measurement; both pipelines return these keys."""
+    return {
+        "images_per_second": images_per_step * steps / seconds,
+        "seconds_per_step": seconds / steps,
+        "images_per_step": images_per_step,
+        "steps": steps,
+        "peak_memory_mb": memory.megabytes,
+        "memory_measure": memory.method,
+        "worker_peak_memory_mb": workers_megabytes,
+        "autocast_dtype": autocast_dtype,
+        "channels_last": channels_last,
+        "device": str(device),
+    }
+
+
+def shuffled_batches(indices: Tensor, batch_size: int, count: int) -> Tensor:
+    """``count`` batches (count, batch_size) of ``indices``, one fresh permutation per epoch."""
+    epochs = math.ceil(count * batch_size / len(indices))
+    orders = [indices[torch.randperm(len(indices), device=indices.device)] for _ in range(epochs)]
+    per_epoch = len(indices) // batch_size * batch_size
+    return torch.cat([order[:per_epoch] for order in orders])[: count * batch_size].reshape(
+        count, batch_size
+    )
+
+
+class ChannelsLastAugment(TwoViewAugment):
+    """:class:`TwoViewAugment` whose views come out in channels-last memory format."""
+
+    def forward(self, images: Tensor) -> Tensor:
+        return super().forward(images).contiguous(memory_format=torch.channels_last)
+
+
+def _kaizen_step(
+    fabric: Fabric, config: RunConfig, data: BenchData, channels_last: bool, total_steps: int
+) -> tuple[Callable[[int], None], int]:
+    """The trainer's objects for task 1 and a function running its step ``i``.
+
+    Returns the step function and the number of images each step trains on.
+    """
+    strategy = STRATEGIES[config.strategy.name]
+    batch_size, replay_batch_size = config.train.batch_size, config.replay.batch_size
+    images, labels = fabric.to_device(data.images), fabric.to_device(data.labels)
+    normalize = fabric.to_device(Normalize(*channel_stats(data.images)))
+    augment_class = ChannelsLastAugment if channels_last else TwoViewAugment
+    augment = fabric.to_device(
+        augment_class(config.augment, data.image_size, data.channels, normalize)
+    )
+    learner = build_learner(config, data.channels, data.num_classes)
+    if channels_last:
+        learner = learner.to(memory_format=torch.channels_last)
+    module = fabric.setup_module(learner)
+    teacher = fabric.to_device(Teacher.snapshot(learner)) if strategy.needs_teacher else None
+    optimizer = fabric.setup_optimizers(build_optimizer(learner, config.optim, batch_size))
+    schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
+    terms = task_terms(strategy, config.strategy, learner, teacher is not None)
+    train_step = TrainStep(fabric, learner, module, teacher, terms, optimizer, augment)
+    replay = fabric.to_device(data.replay) if strategy.replay and len(data.replay) else None
+    batches = shuffled_batches(fabric.to_device(data.current), batch_size, total_steps)
+    settings = ssl_settings(config)
+    learner.train()
+
+    def step(index: int) -> None:
+        batch = batches[index]
+        if replay is not None:
+            draw = torch.randint(len(replay), (replay_batch_size,), device=batch.device)
+            batch = torch.cat([batch, replay[draw]])
+        schedule.set(index)
+        tau = momentum_tau(index, total_steps, settings.tau_base, settings.tau_final)
+        train_step(images[batch], labels[batch], tau)
+
+    return step, batch_size + (replay_batch_size if replay is not None else 0)
+
+
+def measure_kaizen_step(
+    config: RunConfig, *, warmup: int, steps: int, channels_last: bool = False
+) -> dict[str, Any]:
+    """Images/s, s/step and peak memory of the trainer's step at a task t >= 1.
+
+    Everything is built as :class:`~kaizen.engine.trainer.ContinualTrainer` builds it (Fabric
+    with ``train.precision``, the learner, a teacher snapshot, the task's terms and optimiser,
+    batched augmentation on the device, :class:`~kaizen.engine.step.TrainStep`); the images live
+    on the device as one tensor and index batches are drawn there, with a full replay batch
+    appended to every batch. Images/s counts current and replay images.
+
+    Args:
+        config: the run configuration; ``data.synthetic`` gives the image shape.
+        warmup: untimed steps first.
+        steps: timed steps.
+        channels_last: put the learner, the teacher and the views in channels-last format.
+    """
+    fabric = Fabric(
+        accelerator=str(bench_device(config).type),
+        devices=1,
+        precision=FABRIC_PRECISION[config.train.precision],  # type: ignore[arg-type]
+    )
+    fabric.seed_everything(config.seed, verbose=False)
+    data = bench_data(config)
+    with torch_threads(config.train.num_threads), PeakMemory(fabric.device) as memory:
+        step, images_per_step = _kaizen_step(fabric, config, data, channels_last, warmup + steps)
+        seconds = time_steps(step, warmup, steps, fabric.device)
+    precision = config.train.precision
+    if precision == "16-mixed" and fabric.device.type == "cpu":
+        precision = "bf16-mixed"  # Fabric runs fp16 AMP as bf16 on a CPU
+    return step_record(
+        images_per_step=images_per_step,
+        steps=steps,
+        seconds=seconds,
+        memory=memory,
+        workers_megabytes=0.0,
+        autocast_dtype=_AUTOCAST_DTYPES[precision],
+        channels_last=channels_last,
+        device=fabric.device,
+    )

@@ -1,0 +1,161 @@
+"""The benchmark: both step measurements, the reference data pipeline, per-task timing, the report
+and the ``bench`` subcommand, on tiny configs."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from rich.console import Console
+
+from kaizen.bench import (
+    flatness,
+    linear_drift,
+    measure_kaizen_step,
+    measure_reference_step,
+    measure_task_scaling,
+)
+from kaizen.bench.commands import bench_config, build_report, register, write_report
+from kaizen.bench.reference import TwoViewDataset
+from kaizen.bench.throughput import bench_data
+from kaizen.config import RunConfig, build_config
+from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+
+NO_OP_AUGMENT = [
+    "augment.crop_scale=[1.0, 1.0]",
+    "augment.jitter_prob=0.0",
+    "augment.grayscale_prob=0.0",
+    "augment.solarize_prob=[0.0, 0.0]",
+    "augment.hflip_prob=0.0",
+]
+STEP_KEYS = {
+    "images_per_second",
+    "seconds_per_step",
+    "images_per_step",
+    "steps",
+    "peak_memory_mb",
+    "memory_measure",
+    "worker_peak_memory_mb",
+    "autocast_dtype",
+    "channels_last",
+    "device",
+}
+
+
+@pytest.fixture
+def config(tiny) -> RunConfig:
+    """MoCoV2+ Kaizen on 16x16 synthetic images, ConvNet width 0.25, batch 16 + 4 replay."""
+    return build_config(tiny("kaizen", "mocov2plus"), ["train.num_threads=1"])
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kaizen")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _check_step(record: dict, images_per_step: int) -> None:
+    assert set(record) == STEP_KEYS
+    assert record["images_per_step"] == images_per_step
+    for key in ("images_per_second", "seconds_per_step", "peak_memory_mb"):
+        assert math.isfinite(record[key]) and record[key] > 0, key
+
+
+def test_both_steps_report_positive_finite_numbers(config: RunConfig) -> None:
+    kaizen_step = measure_kaizen_step(config, warmup=1, steps=2, channels_last=True)
+    reference_step = measure_reference_step(config, warmup=1, steps=2, num_workers=0)
+    _check_step(kaizen_step, 16 + 4)
+    _check_step(reference_step, 16 + 4)
+    assert kaizen_step["channels_last"] and not reference_step["channels_last"]
+    assert reference_step["worker_peak_memory_mb"] == 0.0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_reference_views_are_normalised_like_the_kaizen_views(tiny, channels: int) -> None:
+    tree = tiny("kaizen", "mocov2plus")
+    tree["data"]["synthetic"]["channels"] = channels
+    config = build_config(tree, [*NO_OP_AUGMENT, "train.num_threads=1"])
+    data = bench_data(config)
+    mean, std = channel_stats(data.images)
+    dataset = TwoViewDataset(data.images, data.labels, data.current, config.augment, mean, std)
+    first, second, label = dataset[0]
+    assert first.shape == second.shape == (channels, *data.image_size)
+    assert first.dtype == torch.float32 and isinstance(label, int)
+    reference = torch.stack([view for item in dataset for view in item[:2]])
+    augment = TwoViewAugment(config.augment, data.image_size, channels, Normalize(mean, std))
+    kaizen = augment(data.images[data.current])
+    for stat in (torch.mean, torch.std):
+        assert torch.allclose(
+            stat(reference, dim=(0, 2, 3)), stat(kaizen, dim=(0, 2, 3)), atol=1e-3
+        ), stat.__name__
+
+
+def test_reference_views_are_augmented(config: RunConfig) -> None:
+    data = bench_data(config)
+    mean, std = channel_stats(data.images)
+    dataset = TwoViewDataset(data.images, data.labels, data.current, config.augment, mean, std)
+    first, second, _ = dataset[0]
+    assert not torch.equal(first, second)
+
+
+def test_task_scaling_gives_one_time_per_task(config: RunConfig) -> None:
+    seconds = measure_task_scaling(config, num_tasks=2, steps_per_task=1)
+    assert len(seconds) == 2
+    assert all(math.isfinite(value) and value > 0 for value in seconds)
+
+
+def test_flatness_and_drift_summarise_the_task_times() -> None:
+    assert flatness([2.0, 2.2, 2.1]) == pytest.approx(1.1)
+    assert linear_drift([3.0, 3.0, 3.0]) == 0.0
+    assert linear_drift([1.0, 2.0, 3.0]) == pytest.approx(1.0)
+    assert linear_drift([2.0, 1.0, 2.0]) == 0.0
+
+
+def test_report_names_machine_command_and_config(config: RunConfig, tmp_path: Path) -> None:
+    step = {"images_per_second": 30.0, "device": "cpu"}
+    report = build_report(config, {"steps_per_task": 5}, step, {"images_per_second": 10.0}, [])
+    write_report(report, tmp_path / "nested" / "bench.json")
+    saved = json.loads((tmp_path / "nested" / "bench.json").read_text())
+    assert {"platform", "cpu", "cores", "torch_threads"} <= set(saved["machine"])
+    assert saved["command"] and saved["torch"] == torch.__version__
+    assert saved["config"]["ssl"]["method"] == "mocov2plus"
+    assert saved["speedup"] == pytest.approx(3.0)
+    assert saved["task_scaling"] is None
+
+
+def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
+    config = bench_config(_parser().parse_args(["bench", "--device", "cpu"]))
+    assert (config.model.backbone, config.model.stem) == ("resnet18", "cifar")
+    assert (config.ssl.method, config.strategy.name) == ("mocov2plus", "kaizen")
+    assert (config.train.batch_size, config.replay.batch_size) == (256, 32)
+    assert (config.data.name, config.data.synthetic.image_size) == ("synthetic", 32)
+    assert config.train.precision == "bf16-mixed"
+    small = bench_config(
+        _parser().parse_args(["bench", "--device", "cpu", "--backbone", "convnet"])
+    )
+    assert (small.model.backbone, small.model.width) == ("convnet", 0.5)
+
+
+def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
+    preset = tmp_path / "tiny.yaml"
+    tree = tiny("kaizen", "mocov2plus")
+    tree["train"]["num_threads"] = 1
+    preset.write_text(yaml.safe_dump(tree))
+    out = tmp_path / "bench.json"
+    options = "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1"
+    args = _parser().parse_args(
+        ["bench", "--preset", str(preset), *options.split(), "--out", str(out)]
+    )
+    console = Console(file=io.StringIO(), width=120)
+    assert args.handler(args, console) == 0
+    saved = json.loads(out.read_text())
+    assert saved["kaizen_step"]["images_per_second"] > 0
+    assert saved["reference_step"]["worker_peak_memory_mb"] > 0
+    assert len(saved["task_scaling"]["seconds_per_task"]) == 2
+    assert "kaizen / reference" in console.file.getvalue()
