@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import kaizen
 from kaizen.report import write_report
 
 # Added to the test's copy of the page only: counts the images that decoded, once all loaded.
@@ -60,9 +61,10 @@ def _headless(chromium: str, profile: Path, *arguments: str) -> str:
 
 
 @pytest.fixture
-def report_html(make_run, tmp_path) -> Path:
-    knn = [[0.4, 0.0, 0.0], [0.35, 0.45, 0.0], [0.3, 0.4, 0.5]]
-    run_dir = make_run(tmp_path / "run", probes={"knn": knn})
+def report_html(tiny, tmp_path) -> Path:
+    """The report of a real (tiny) run with both probes."""
+    run_dir = tmp_path / "run"
+    kaizen.run(tiny("kaizen"), run_dir)
     return write_report(run_dir)[1]
 
 
@@ -74,7 +76,8 @@ def test_report_renders_with_every_image_decoded(report_html, tmp_path):
     page = page_dir / "report.html"
     page.write_text(report_html.read_text().replace("</body>", IMAGE_PROBE + "</body>"))
     expected = len(re.findall(r"<img ", report_html.read_text()))
-    assert expected == 4
+    # a heatmap and per-task curves for the classifier and for each of the two probes
+    assert expected == 6
 
     dom = _headless(
         chromium,
