@@ -136,10 +136,11 @@ def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
     assert (config.train.batch_size, config.replay.batch_size) == (256, 32)
     assert (config.data.name, config.data.synthetic.image_size) == ("synthetic", 32)
     assert config.train.precision == "bf16-mixed"
-    small = bench_config(
-        _parser().parse_args(["bench", "--device", "cpu", "--backbone", "convnet"])
-    )
+    assert config.train.channels_last is None
+    options = "bench --device cpu --backbone convnet --channels-last"
+    small = bench_config(_parser().parse_args(options.split()))
     assert (small.model.backbone, small.model.width) == ("convnet", 0.5)
+    assert small.train.channels_last is True
 
 
 def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def bench_config(args: argparse.Namespace) -> RunConfig:
         settings["train.batch_size"] = args.batch_size
     if args.replay_batch_size is not None:
         settings["replay.batch_size"] = args.replay_batch_size
+    if args.channels_last is not None:
+        settings["train.channels_last"] = args.channels_last
     overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
     return build_config(tree, [*overrides, *args.overrides])
 
@@ -195,14 +197,11 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         "warmup": args.warmup,
         "steps": args.steps,
         "workers": args.workers,
-        "channels_last": args.channels_last,
         "tasks": args.tasks,
         "steps_per_task": args.steps_per_task,
     }
     console.print(f"measuring the kaizen step ({args.warmup} warm-up + {args.steps} steps)")
-    kaizen_step = measure_kaizen_step(
-        config, warmup=args.warmup, steps=args.steps, channels_last=args.channels_last
-    )
+    kaizen_step = measure_kaizen_step(config, warmup=args.warmup, steps=args.steps)
     console.print(f"measuring the reference step ({args.workers} workers)")
     reference_step = measure_reference_step(
         config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
@@ -266,8 +265,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="channels-last learner and views in the kaizen step (default: on)",
+        help="train.channels_last for the kaizen step (default: the config's; GPUs on, CPUs off)",
     )
     bench.add_argument(
         "--tasks", type=int, default=0, help="tasks of the per-task timing run (0 = skip)"

@@ -25,6 +25,7 @@ from kaizen.bench.throughput import (
     bench_data,
     bench_device,
     children_peak_rss_megabytes,
+    images_per_step,
     step_record,
     time_steps,
     torch_threads,
@@ -220,7 +221,7 @@ def _batches(
         dataset(data.current), config.train.batch_size, count, num_workers, device, False
     )
     sources = [iter(current)]
-    if STRATEGIES[config.strategy.name].replay and len(data.replay):
+    if images_per_step(config, data) > config.train.batch_size:
         replay = _loader(
             dataset(data.replay), config.replay.batch_size, count, num_workers, device, True
         )
@@ -241,8 +242,8 @@ def _run_reference(
     warmup: int,
     steps: int,
     num_workers: int,
-) -> tuple[float, int]:
-    """Seconds of the timed steps of the conventional loop, and images per step."""
+) -> float:
+    """Seconds of the timed steps of the conventional loop."""
     strategy = STRATEGIES[config.strategy.name]
     learner = build_learner(config, data.channels, data.num_classes).to(device)
     teacher = Teacher.snapshot(learner).to(device) if strategy.needs_teacher else None
@@ -253,13 +254,10 @@ def _run_reference(
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     settings = ssl_settings(config)
     batches = _batches(config, data, warmup + steps, num_workers, device)
-    images_per_step = 0
     learner.train()
 
     def step(index: int) -> None:
-        nonlocal images_per_step
         views, labels = next(batches)
-        images_per_step = len(labels) // 2
         schedule.set(index)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             outputs = learner(views, with_distill=with_distill)
@@ -275,7 +273,7 @@ def _run_reference(
 
     seconds = time_steps(step, warmup, steps, device)
     batches.close()
-    return seconds, images_per_step
+    return seconds
 
 
 def measure_reference_step(
@@ -296,11 +294,9 @@ def measure_reference_step(
     data = bench_data(config)
     dtype = reference_autocast_dtype(config.train.precision, device)
     with torch_threads(config.train.num_threads), PeakMemory(device) as memory:
-        seconds, images_per_step = _run_reference(
-            config, data, device, dtype, warmup, steps, num_workers
-        )
+        seconds = _run_reference(config, data, device, dtype, warmup, steps, num_workers)
     return step_record(
-        images_per_step=images_per_step,
+        images_per_step=images_per_step(config, data),
         steps=steps,
         seconds=seconds,
         memory=memory,

@@ -26,7 +26,11 @@ _COSTS_FILE = "costs.json"
 
 def scaling_config(config: RunConfig, num_tasks: int, steps_per_task: int) -> RunConfig:
     """``config`` on a synthetic stream of ``num_tasks + 1`` tasks of two classes, one epoch
-    of ``steps_per_task`` steps each; image shape from ``config.data.synthetic``."""
+    of ``steps_per_task`` steps each; image shape from ``config.data.synthetic``.
+
+    Representation probes are off: their cost grows with the data seen, and it is evaluation,
+    not training (the classifier's evaluation on the small test split stays).
+    """
     per_class = math.ceil(config.train.batch_size * steps_per_task / CLASSES_PER_TASK)
     overrides = {
         "data.name": "synthetic",
@@ -41,6 +45,7 @@ def scaling_config(config: RunConfig, num_tasks: int, steps_per_task: int) -> Ru
         "scenario.label_fraction": 1.0,
         "train.epochs": 1,
         "train.progress": False,
+        "eval.probes": [],
     }
     as_text = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
     return build_config(config.model_dump(), as_text)

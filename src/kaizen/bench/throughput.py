@@ -28,6 +28,7 @@ from kaizen.continual.strategies import STRATEGIES, task_terms
 from kaizen.continual.teacher import Teacher
 from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
 from kaizen.data.replay import ReplayBuffer
+from kaizen.data.store import ImageStore
 from kaizen.data.synthetic import make_synthetic
 from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.step import TrainStep
@@ -92,6 +93,12 @@ def bench_data(config: RunConfig) -> BenchData:
     replay = ReplayBuffer(config.replay, config.seed)
     replay.add(torch.nonzero(earlier).flatten(), train.labels[earlier])
     return BenchData(train.images, train.labels, current, replay.indices, shape.num_classes)
+
+
+def images_per_step(config: RunConfig, data: BenchData) -> int:
+    """Current plus replay images of one step (no replay batch where the strategy has none)."""
+    replay = STRATEGIES[config.strategy.name].replay and len(data.replay) > 0
+    return config.train.batch_size + (config.replay.batch_size if replay else 0)
 
 
 def bench_device(config: RunConfig) -> torch.device:
@@ -232,39 +239,41 @@ def shuffled_batches(indices: Tensor, batch_size: int, count: int) -> Tensor:
     )
 
 
-class ChannelsLastAugment(TwoViewAugment):
-    """:class:`TwoViewAugment` whose views come out in channels-last memory format."""
-
-    def forward(self, images: Tensor) -> Tensor:
-        return super().forward(images).contiguous(memory_format=torch.channels_last)
+def trainer_channels_last(config: RunConfig, device: torch.device) -> bool:
+    """Whether the trainer trains in channels-last layout: ``train.channels_last``, by default on
+    GPUs only."""
+    choice = config.train.channels_last
+    return device.type == "cuda" if choice is None else choice
 
 
 def _kaizen_step(
     fabric: Fabric, config: RunConfig, data: BenchData, channels_last: bool, total_steps: int
-) -> tuple[Callable[[int], None], int]:
-    """The trainer's objects for task 1 and a function running its step ``i``.
-
-    Returns the step function and the number of images each step trains on.
-    """
+) -> Callable[[int], None]:
+    """The trainer's objects for task 1, and a function running its step ``i``."""
     strategy = STRATEGIES[config.strategy.name]
     batch_size, replay_batch_size = config.train.batch_size, config.replay.batch_size
-    images, labels = fabric.to_device(data.images), fabric.to_device(data.labels)
+    store = ImageStore(data.images, fabric.device)
+    labels = fabric.to_device(data.labels)
     normalize = fabric.to_device(Normalize(*channel_stats(data.images)))
-    augment_class = ChannelsLastAugment if channels_last else TwoViewAugment
     augment = fabric.to_device(
-        augment_class(config.augment, data.image_size, data.channels, normalize)
+        TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
     )
     learner = build_learner(config, data.channels, data.num_classes)
     if channels_last:
         learner = learner.to(memory_format=torch.channels_last)
+    if config.train.compile:
+        learner.backbone.compile()
     module = fabric.setup_module(learner)
     teacher = fabric.to_device(Teacher.snapshot(learner)) if strategy.needs_teacher else None
     optimizer = fabric.setup_optimizers(build_optimizer(learner, config.optim, batch_size))
     schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
     terms = task_terms(strategy, config.strategy, learner, teacher is not None)
-    train_step = TrainStep(fabric, learner, module, teacher, terms, optimizer, augment)
-    replay = fabric.to_device(data.replay) if strategy.replay and len(data.replay) else None
-    batches = shuffled_batches(fabric.to_device(data.current), batch_size, total_steps)
+    train_step = TrainStep(
+        fabric, learner, module, teacher, terms, optimizer, augment, channels_last
+    )
+    with_replay = images_per_step(config, data) > batch_size
+    replay = data.replay.to(store.index_device) if with_replay else None
+    batches = shuffled_batches(data.current.to(store.index_device), batch_size, total_steps)
     settings = ssl_settings(config)
     learner.train()
 
@@ -275,27 +284,29 @@ def _kaizen_step(
             batch = torch.cat([batch, replay[draw]])
         schedule.set(index)
         tau = momentum_tau(index, total_steps, settings.tau_base, settings.tau_final)
-        train_step(images[batch], labels[batch], tau)
+        train_step(store.gather(batch), labels[batch.to(labels.device)], tau)
 
-    return step, batch_size + (replay_batch_size if replay is not None else 0)
+    return step
 
 
 def measure_kaizen_step(
-    config: RunConfig, *, warmup: int, steps: int, channels_last: bool = False
+    config: RunConfig, *, warmup: int, steps: int, channels_last: bool | None = None
 ) -> dict[str, Any]:
     """Images/s, s/step and peak memory of the trainer's step at a task t >= 1.
 
     Everything is built as :class:`~kaizen.engine.trainer.ContinualTrainer` builds it (Fabric
     with ``train.precision``, the learner, a teacher snapshot, the task's terms and optimiser,
     batched augmentation on the device, :class:`~kaizen.engine.step.TrainStep`); the images live
-    on the device as one tensor and index batches are drawn there, with a full replay batch
-    appended to every batch. Images/s counts current and replay images.
+    in an :class:`~kaizen.data.store.ImageStore` (on the device as one tensor when they fit) and
+    index batches are drawn where the images are, with a full replay batch appended to every
+    batch. Images/s counts current and replay images.
 
     Args:
         config: the run configuration; ``data.synthetic`` gives the image shape.
         warmup: untimed steps first.
         steps: timed steps.
-        channels_last: put the learner, the teacher and the views in channels-last format.
+        channels_last: channels-last learner, teacher and views; None: as the trainer decides
+            (:func:`trainer_channels_last`).
     """
     fabric = Fabric(
         accelerator=str(bench_device(config).type),
@@ -304,14 +315,16 @@ def measure_kaizen_step(
     )
     fabric.seed_everything(config.seed, verbose=False)
     data = bench_data(config)
+    if channels_last is None:
+        channels_last = trainer_channels_last(config, fabric.device)
     with torch_threads(config.train.num_threads), PeakMemory(fabric.device) as memory:
-        step, images_per_step = _kaizen_step(fabric, config, data, channels_last, warmup + steps)
+        step = _kaizen_step(fabric, config, data, channels_last, warmup + steps)
         seconds = time_steps(step, warmup, steps, fabric.device)
     precision = config.train.precision
     if precision == "16-mixed" and fabric.device.type == "cpu":
         precision = "bf16-mixed"  # Fabric runs fp16 AMP as bf16 on a CPU
     return step_record(
-        images_per_step=images_per_step,
+        images_per_step=images_per_step(config, data),
         steps=steps,
         seconds=seconds,
         memory=memory,
