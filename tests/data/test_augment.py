@@ -135,3 +135,26 @@ def test_horizontal_flip_mirrors_both_views():
     mirrored = normalize(images).flip(-1)
     torch.testing.assert_close(out[:2], mirrored, atol=1e-5, rtol=0)
     torch.testing.assert_close(out[2:], mirrored, atol=1e-5, rtol=0)
+
+
+def _operator_calls(augment: TwoViewAugment, images: torch.Tensor) -> int:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        augment(images)
+    return sum(event.count for event in profiler.key_averages() if event.key.startswith("aten::"))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augmentation_cost_in_operators_does_not_grow_with_the_batch(channels):
+    # Batched on the device: no per-image crop, resize or colour operation. A per-image loop
+    # would add at least one operator per extra image and view; only a few shape-dependent
+    # view operations (slicing) may differ. Every probability is 1 so every branch runs.
+    config = AugmentConfig(
+        jitter_prob=1.0, grayscale_prob=1.0, solarize_prob=(1.0, 1.0), blur_prob=(1.0, 1.0)
+    )
+    normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
+    augment = TwoViewAugment(config, (16, 16), channels, normalize)
+    small, large = 4, 64
+    extra = _operator_calls(augment, _images(channels, n=large)) - _operator_calls(
+        augment, _images(channels, n=small)
+    )
+    assert extra < large - small

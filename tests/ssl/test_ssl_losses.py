@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kaizen.ssl.base import info_nce
 from kaizen.ssl.byol import byol_loss, cosine_regression
@@ -71,10 +72,25 @@ def test_moco_loss_hand_value_excludes_other_batch_keys() -> None:
 def test_moco_loss_single_query_with_temperature() -> None:
     q = torch.tensor([[1.0, 1.0]])
     k = torch.tensor([[1.0, 1.0]])
-    queue = torch.tensor([[1.0, -1.0], [-1.0, -1.0]])
+    queue = torch.tensor([[1.0, -1.0], [-1.0, -1.0]]) / math.sqrt(2)
     t = 0.2
     expected = -(1 / t) + math.log(math.exp(1 / t) + 1 + math.exp(-1 / t))
     assert moco_loss(q, k, queue, t).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_moco_loss_equals_cross_entropy_over_key_and_queue_with_gradient() -> None:
+    generator = torch.Generator().manual_seed(3)
+    q = torch.randn(6, 8, generator=generator, requires_grad=True)
+    k = torch.randn(6, 8, generator=generator)
+    queue = F.normalize(torch.randn(20, 8, generator=generator), dim=1)
+    candidates = torch.cat([F.normalize(k, dim=1).unsqueeze(1), queue.expand(6, -1, -1)], dim=1)
+    logits = torch.einsum("nd,nkd->nk", F.normalize(q, dim=1), candidates) / 0.3
+    expected = F.cross_entropy(logits, torch.zeros(6, dtype=torch.long))
+    (expected_grad,) = torch.autograd.grad(expected, q)
+    loss = moco_loss(q, k, queue, 0.3)
+    (grad,) = torch.autograd.grad(loss, q)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
 
 
 def test_info_nce_targets_select_positive() -> None:
@@ -152,7 +168,7 @@ def test_vicreg_loss_hand_value() -> None:
         lambda z: nt_xent_loss(z, 0.1),
         lambda z: byol_loss(z, z.flip(0)),
         lambda z: vicreg_loss(*z.chunk(2), 25.0, 25.0, 1.0),
-        lambda z: moco_loss(*z.chunk(2), z[:3], 0.2),
+        lambda z: moco_loss(*z.chunk(2), F.normalize(z[:3].float(), dim=1), 0.2),
     ],
 )
 def test_losses_in_float32_under_autocast(loss) -> None:

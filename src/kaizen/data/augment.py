@@ -41,7 +41,8 @@ def _view_pipeline(
 ) -> nn.Sequential:
     colour = channels == 3
     ops: list[nn.Module] = [
-        K.RandomResizedCrop(size, scale=config.crop_scale),
+        # "resample": one batched affine warp; the default slicing crops image by image.
+        K.RandomResizedCrop(size, scale=config.crop_scale, cropping_mode="resample"),
         K.ColorJitter(
             config.brightness,
             config.contrast,

@@ -12,7 +12,7 @@ from torch import Tensor
 from kaizen.distributed import gather_views
 from kaizen.errors import ConfigError
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, info_nce, split_views
+from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, split_views
 
 
 @float32_loss
@@ -20,22 +20,22 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
     """MoCo's InfoNCE (He et al. 2020, eq. 1): each query against its key and the queue.
 
     The candidates of query i are its positive key k_i and the queued negatives; the other keys of
-    the batch are not candidates.
+    the batch are not candidates, so the logits are (N, 1 + K) with the positive in column 0; the
+    temperature scales the N queries rather than the N x K similarities.
 
     Args:
         q: (N, D) online projections of one view.
         k: (N, D) momentum-encoder projections of the other view of the same images.
-        queue: (K, D) negative keys.
+        queue: (K, D) negative keys, L2-normalised (the queue is stored normalised).
         temperature: softmax temperature.
 
     Returns:
         Scalar float32 mean over the N queries.
     """
-    n = q.shape[0]
-    other_keys = ~torch.eye(n, dtype=torch.bool, device=q.device)
-    exclude = F.pad(other_keys, (0, queue.shape[0]), value=False)
-    targets = torch.arange(n, device=q.device)
-    return info_nce(q, torch.cat([k, queue]), targets, temperature, exclude)
+    scaled_queries = F.normalize(q, dim=1) / temperature
+    positive = (scaled_queries * F.normalize(k, dim=1)).sum(dim=1, keepdim=True)
+    logits = torch.cat([positive, scaled_queries @ queue.T], dim=1)
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
 
 
 class MoCoV2Plus(MomentumSSLMethod):
@@ -65,12 +65,17 @@ class MoCoV2Plus(MomentumSSLMethod):
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
     def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
-        """Mean of q1 -> (k2, queue[1]) and q2 -> (k1, queue[0]); then enqueue k1, k2."""
+        """Mean of q1 -> (k2, queue[1]) and q2 -> (k1, queue[0]); then enqueue k1, k2.
+
+        The loss reads a copy of the queue: backward needs the negatives as they were, and the
+        enqueue overwrites the buffer in place before it runs.
+        """
         q1, q2 = split_views(z)
         k1, k2 = split_views(self.momentum_projections(views))
+        negatives = self.queue.clone()
         loss = (
-            moco_loss(q1, k2, self.queue[1], self.settings.temperature)
-            + moco_loss(q2, k1, self.queue[0], self.settings.temperature)
+            moco_loss(q1, k2, negatives[1], self.settings.temperature)
+            + moco_loss(q2, k1, negatives[0], self.settings.temperature)
         ) / 2
         self._enqueue(torch.stack(split_views(gather_views(torch.cat([k1, k2])))))
         return loss
