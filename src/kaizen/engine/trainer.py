@@ -409,7 +409,12 @@ class ContinualTrainer:
         images_per_step: int,
         clock: Callable[[], dict[str, float]],
     ) -> None:
-        """Update the replay buffer, evaluate, record, write results and checkpoint."""
+        """Update the replay buffer, evaluate, record, write results and checkpoint.
+
+        The task's training time is read before the replay update and the evaluation; its wall
+        time after both.
+        """
+        train_seconds = clock()["train"]
         if self.strategy.replay:
             labelled = task.labelled_indices
             self.replay.add(labelled, self.stream.data.train.labels[labelled])
@@ -429,9 +434,8 @@ class ContinualTrainer:
             )
         )
         memory, kind = self._peak_memory()
-        seconds = clock()
         self.result.costs.append(
-            TaskCost(task.index, seconds["wall"], seconds["train"], images, memory, kind)
+            TaskCost(task.index, clock()["wall"], train_seconds, images, memory, kind)
         )
         if self.fabric.is_global_zero:
             write_results(self.result, self.out_dir)
