@@ -17,7 +17,9 @@ from rich.console import Console
 from kaizen.bench import (
     flatness,
     linear_drift,
+    measure_kaizen_input,
     measure_kaizen_step,
+    measure_reference_input,
     measure_reference_step,
     measure_task_scaling,
 )
@@ -76,6 +78,15 @@ def test_both_steps_report_positive_finite_numbers(config: RunConfig) -> None:
     assert reference_step["worker_peak_memory_mb"] == 0.0
 
 
+def test_input_pipelines_alone_report_positive_finite_rates(config: RunConfig) -> None:
+    kaizen_input = measure_kaizen_input(config, warmup=1, steps=2)
+    reference_input = measure_reference_input(config, warmup=1, steps=2, num_workers=0)
+    for record in (kaizen_input, reference_input):
+        assert record["seconds_per_step"] > 0
+        assert record["images_per_second"] == pytest.approx(20 / record["seconds_per_step"])
+    assert reference_input["workers"] == 0
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_reference_views_are_normalised_like_the_kaizen_views(tiny, channels: int) -> None:
     tree = tiny("kaizen", "mocov2plus")
@@ -126,7 +137,7 @@ def test_report_names_machine_command_and_config(config: RunConfig, tmp_path: Pa
     assert saved["command"] and saved["torch"] == torch.__version__
     assert saved["config"]["ssl"]["method"] == "mocov2plus"
     assert saved["speedup"] == pytest.approx(3.0)
-    assert saved["task_scaling"] is None
+    assert saved["task_scaling"] is None and saved["input_alone"] is None
 
 
 def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
@@ -159,4 +170,7 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     assert saved["kaizen_step"]["images_per_second"] > 0
     assert saved["reference_step"]["worker_peak_memory_mb"] > 0
     assert len(saved["task_scaling"]["seconds_per_task"]) == 2
-    assert "kaizen / reference" in console.file.getvalue()
+    assert set(saved["input_alone"]) == {"kaizen", "reference"}
+    assert saved["input_alone"]["reference"]["workers"] == 1
+    printed = console.file.getvalue()
+    assert "kaizen / reference" in printed and "Input pipeline alone" in printed

@@ -22,9 +22,9 @@ from rich.table import Table
 
 import kaizen
 from kaizen.api import resolve_config
-from kaizen.bench.reference import measure_reference_step
+from kaizen.bench.reference import measure_reference_input, measure_reference_step
 from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
-from kaizen.bench.throughput import bench_device, measure_kaizen_step
+from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_kaizen_step
 from kaizen.config import RunConfig, build_config, to_plain
 from kaizen.presets import load_preset
 
@@ -127,8 +127,12 @@ def build_report(
     kaizen_step: dict[str, Any],
     reference_step: dict[str, Any],
     task_seconds: list[float],
+    inputs: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Everything one bench run measured, with the machine, versions, command and config."""
+    """Everything one bench run measured, with the machine, versions, command and config.
+
+    ``inputs`` holds each pipeline's input measured alone (``kaizen``, ``reference``), if taken.
+    """
     device = torch.device(kaizen_step["device"])
     scaling = None
     if task_seconds:
@@ -149,6 +153,7 @@ def build_report(
         "kaizen_step": kaizen_step,
         "reference_step": reference_step,
         "speedup": kaizen_step["images_per_second"] / reference_step["images_per_second"],
+        "input_alone": inputs,
         "task_scaling": scaling,
     }
 
@@ -174,6 +179,15 @@ def _steps_table(report: dict[str, Any]) -> Table:
             "channels_last" if row["channels_last"] else "channels_first",
         )
     table.caption = f"kaizen / reference: {report['speedup']:.2f}x"
+    return table
+
+
+def _inputs_table(inputs: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="Input pipeline alone (no model)")
+    for column in ("pipeline", "images/s", "s/step"):
+        table.add_column(column, justify="left" if column == "pipeline" else "right")
+    for name, row in inputs.items():
+        table.add_row(name, f"{row['images_per_second']:.1f}", f"{row['seconds_per_step']:.3f}")
     return table
 
 
@@ -206,12 +220,20 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     reference_step = measure_reference_step(
         config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
     )
+    console.print("measuring both input pipelines alone")
+    inputs = {
+        "kaizen": measure_kaizen_input(config, warmup=args.warmup, steps=args.steps),
+        "reference": measure_reference_input(
+            config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
+        ),
+    }
     task_seconds: list[float] = []
     if args.tasks:
         console.print(f"measuring {args.tasks} tasks of {args.steps_per_task} steps")
         task_seconds = measure_task_scaling(config, args.tasks, args.steps_per_task)
-    report = build_report(config, settings, kaizen_step, reference_step, task_seconds)
+    report = build_report(config, settings, kaizen_step, reference_step, task_seconds, inputs)
     console.print(_steps_table(report))
+    console.print(_inputs_table(inputs))
     if report["task_scaling"] is not None:
         console.print(_scaling_table(report["task_scaling"]))
     out = Path(

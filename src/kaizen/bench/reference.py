@@ -26,6 +26,7 @@ from kaizen.bench.throughput import (
     bench_device,
     children_peak_rss_megabytes,
     images_per_step,
+    input_record,
     step_record,
     time_steps,
     torch_threads,
@@ -304,4 +305,24 @@ def measure_reference_step(
         autocast_dtype=str(dtype or torch.float32).removeprefix("torch."),
         channels_last=False,
         device=device,
+    )
+
+
+def measure_reference_input(
+    config: RunConfig, *, warmup: int, steps: int, num_workers: int = 2
+) -> dict[str, Any]:
+    """Images/s of the conventional input pipeline alone: the two DataLoaders of
+    :func:`measure_reference_step` with ``num_workers`` workers each, batches moved to the
+    device, no model. With the model idle the workers have the machine to themselves, so this is
+    the fastest the reference's input can be."""
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    device = bench_device(config)
+    data = bench_data(config)
+    with torch_threads(config.train.num_threads):
+        batches = _batches(config, data, warmup + steps, num_workers, device)
+        seconds = time_steps(lambda _: next(batches), warmup, steps, device)
+        batches.close()
+    return input_record(
+        images_per_step(config, data), steps, seconds, device=str(device), workers=num_workers
     )

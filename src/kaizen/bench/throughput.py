@@ -246,18 +246,52 @@ def trainer_channels_last(config: RunConfig, device: torch.device) -> bool:
     return device.type == "cuda" if choice is None else choice
 
 
+class DeviceInput:
+    """Kaizen's input pipeline on the benchmark's stream, as the trainer runs it at a task t >= 1.
+
+    The images live in an :class:`~kaizen.data.store.ImageStore` (on the device as one tensor
+    when they fit); index batches of the current task are drawn where the images are, with a full
+    replay batch appended where the strategy replays; :attr:`augment` makes the two views.
+
+    Args:
+        config: the run configuration.
+        data: the benchmark's stream.
+        device: the training device.
+        total_steps: batches to prepare.
+    """
+
+    def __init__(
+        self, config: RunConfig, data: BenchData, device: torch.device, total_steps: int
+    ) -> None:
+        self.store = ImageStore(data.images, device)
+        self.labels = data.labels.to(device)
+        normalize = Normalize(*channel_stats(data.images))
+        self.augment = TwoViewAugment(config.augment, data.image_size, data.channels, normalize).to(
+            device
+        )
+        batch_size = config.train.batch_size
+        with_replay = images_per_step(config, data) > batch_size
+        self.replay = data.replay.to(self.store.index_device) if with_replay else None
+        self.replay_batch_size = config.replay.batch_size
+        self.batches = shuffled_batches(
+            data.current.to(self.store.index_device), batch_size, total_steps
+        )
+
+    def batch(self, index: int) -> tuple[Tensor, Tensor]:
+        """Step ``index``'s uint8 images (M, C, H, W) on the device and their labels (M,)."""
+        batch = self.batches[index]
+        if self.replay is not None:
+            draw = torch.randint(len(self.replay), (self.replay_batch_size,), device=batch.device)
+            batch = torch.cat([batch, self.replay[draw]])
+        return self.store.gather(batch), self.labels[batch.to(self.labels.device)]
+
+
 def _kaizen_step(
     fabric: Fabric, config: RunConfig, data: BenchData, channels_last: bool, total_steps: int
 ) -> Callable[[int], None]:
     """The trainer's objects for task 1, and a function running its step ``i``."""
     strategy = STRATEGIES[config.strategy.name]
-    batch_size, replay_batch_size = config.train.batch_size, config.replay.batch_size
-    store = ImageStore(data.images, fabric.device)
-    labels = fabric.to_device(data.labels)
-    normalize = fabric.to_device(Normalize(*channel_stats(data.images)))
-    augment = fabric.to_device(
-        TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
-    )
+    inputs = DeviceInput(config, data, fabric.device, total_steps)
     learner = build_learner(config, data.channels, data.num_classes)
     if channels_last:
         learner = learner.to(memory_format=torch.channels_last)
@@ -265,28 +299,48 @@ def _kaizen_step(
         learner.backbone.compile()
     module = fabric.setup_module(learner)
     teacher = fabric.to_device(Teacher.snapshot(learner)) if strategy.needs_teacher else None
-    optimizer = fabric.setup_optimizers(build_optimizer(learner, config.optim, batch_size))
+    optimizer = fabric.setup_optimizers(
+        build_optimizer(learner, config.optim, config.train.batch_size)
+    )
     schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
     terms = task_terms(strategy, config.strategy, learner, teacher is not None)
     train_step = TrainStep(
-        fabric, learner, module, teacher, terms, optimizer, augment, channels_last
+        fabric, learner, module, teacher, terms, optimizer, inputs.augment, channels_last
     )
-    with_replay = images_per_step(config, data) > batch_size
-    replay = data.replay.to(store.index_device) if with_replay else None
-    batches = shuffled_batches(data.current.to(store.index_device), batch_size, total_steps)
     settings = ssl_settings(config)
     learner.train()
 
     def step(index: int) -> None:
-        batch = batches[index]
-        if replay is not None:
-            draw = torch.randint(len(replay), (replay_batch_size,), device=batch.device)
-            batch = torch.cat([batch, replay[draw]])
         schedule.set(index)
         tau = momentum_tau(index, total_steps, settings.tau_base, settings.tau_final)
-        train_step(store.gather(batch), labels[batch.to(labels.device)], tau)
+        train_step(*inputs.batch(index), tau)
 
     return step
+
+
+def input_record(
+    images_per_step: int, steps: int, seconds: float, **details: Any
+) -> dict[str, Any]:
+    """The result of an input pipeline's measurement (no model): images/s and s/step."""
+    return {
+        "images_per_second": images_per_step * steps / seconds,
+        "seconds_per_step": seconds / steps,
+        **details,
+    }
+
+
+def measure_kaizen_input(config: RunConfig, *, warmup: int, steps: int) -> dict[str, Any]:
+    """Images/s of Kaizen's input pipeline alone (:class:`DeviceInput`: gather and two augmented
+    views on the device, no model), the share of a step the model does not account for."""
+    device = bench_device(config)
+    torch.manual_seed(config.seed)
+    data = bench_data(config)
+    with torch_threads(config.train.num_threads), torch.no_grad():
+        inputs = DeviceInput(config, data, device, warmup + steps)
+        seconds = time_steps(
+            lambda index: inputs.augment(inputs.batch(index)[0]), warmup, steps, device
+        )
+    return input_record(images_per_step(config, data), steps, seconds, device=str(device))
 
 
 def measure_kaizen_step(
