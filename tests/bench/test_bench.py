@@ -25,7 +25,7 @@ from kaizen.bench import (
 )
 from kaizen.bench.commands import bench_config, build_report, register, write_report
 from kaizen.bench.reference import TwoViewDataset
-from kaizen.bench.throughput import bench_data
+from kaizen.bench.throughput import bench_data, profile_kaizen_step
 from kaizen.config import RunConfig, build_config
 from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
 
@@ -87,6 +87,18 @@ def test_input_pipelines_alone_report_positive_finite_rates(config: RunConfig) -
     assert reference_input["workers"] == 0
 
 
+def test_profile_times_every_part_of_the_step(config: RunConfig) -> None:
+    profile = profile_kaizen_step(config, warmup=1, steps=2, top=3)
+    parts = profile["parts"]
+    steps = {"augment", "teacher", "forward_and_losses", "backward", "optimizer_and_ema"}
+    assert set(parts) == {f"kaizen.{name}" for name in [*steps, "momentum_forward"]}
+    assert all(seconds > 0 for seconds in parts.values())
+    assert parts["kaizen.momentum_forward"] < parts["kaizen.forward_and_losses"]
+    assert profile["time"] == "host" and len(profile["operators"]) == 3
+    own_times = list(profile["operators"].values())
+    assert own_times == sorted(own_times, reverse=True)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_reference_views_are_normalised_like_the_kaizen_views(tiny, channels: int) -> None:
     tree = tiny("kaizen", "mocov2plus")
@@ -137,7 +149,8 @@ def test_report_names_machine_command_and_config(config: RunConfig, tmp_path: Pa
     assert saved["command"] and saved["torch"] == torch.__version__
     assert saved["config"]["ssl"]["method"] == "mocov2plus"
     assert saved["speedup"] == pytest.approx(3.0)
-    assert saved["task_scaling"] is None and saved["input_alone"] is None
+    assert saved["task_scaling"] is None
+    assert saved["input_alone"] is None and saved["kaizen_profile"] is None
 
 
 def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
@@ -160,7 +173,7 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     tree["train"]["num_threads"] = 1
     preset.write_text(yaml.safe_dump(tree))
     out = tmp_path / "bench.json"
-    options = "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1"
+    options = "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1 --profile"
     args = _parser().parse_args(
         ["bench", "--preset", str(preset), *options.split(), "--out", str(out)]
     )
@@ -174,3 +187,4 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     assert saved["input_alone"]["reference"]["workers"] == 1
     printed = console.file.getvalue()
     assert "kaizen / reference" in printed and "Input pipeline alone" in printed
+    assert "kaizen.backward" in saved["kaizen_profile"]["parts"] and "kaizen.backward" in printed

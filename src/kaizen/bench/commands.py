@@ -24,7 +24,12 @@ import kaizen
 from kaizen.api import resolve_config
 from kaizen.bench.reference import measure_reference_input, measure_reference_step
 from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
-from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_kaizen_step
+from kaizen.bench.throughput import (
+    bench_device,
+    measure_kaizen_input,
+    measure_kaizen_step,
+    profile_kaizen_step,
+)
 from kaizen.config import RunConfig, build_config, to_plain
 from kaizen.presets import load_preset
 
@@ -128,10 +133,12 @@ def build_report(
     reference_step: dict[str, Any],
     task_seconds: list[float],
     inputs: dict[str, dict[str, Any]] | None = None,
+    profile: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything one bench run measured, with the machine, versions, command and config.
 
-    ``inputs`` holds each pipeline's input measured alone (``kaizen``, ``reference``), if taken.
+    ``inputs`` holds each pipeline's input measured alone (``kaizen``, ``reference``) and
+    ``profile`` the Kaizen step's profile, each where taken.
     """
     device = torch.device(kaizen_step["device"])
     scaling = None
@@ -154,6 +161,7 @@ def build_report(
         "reference_step": reference_step,
         "speedup": kaizen_step["images_per_second"] / reference_step["images_per_second"],
         "input_alone": inputs,
+        "kaizen_profile": profile,
         "task_scaling": scaling,
     }
 
@@ -188,6 +196,16 @@ def _inputs_table(inputs: dict[str, dict[str, Any]]) -> Table:
         table.add_column(column, justify="left" if column == "pipeline" else "right")
     for name, row in inputs.items():
         table.add_row(name, f"{row['images_per_second']:.1f}", f"{row['seconds_per_step']:.3f}")
+    return table
+
+
+def _profile_table(profile: dict[str, Any]) -> Table:
+    table = Table(title=f"Kaizen step profile ({profile['time']} time per step)")
+    table.add_column("part or operator")
+    table.add_column("seconds", justify="right")
+    for name, seconds in [*profile["parts"].items(), *profile["operators"].items()]:
+        table.add_row(name, f"{seconds:.4f}")
+    table.caption = "kaizen.* parts include their operators; operators: own time, largest first"
     return table
 
 
@@ -227,13 +245,21 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
             config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
         ),
     }
+    profile = None
+    if args.profile:
+        console.print("profiling the kaizen step")
+        profile = profile_kaizen_step(config, warmup=args.warmup, steps=args.steps)
     task_seconds: list[float] = []
     if args.tasks:
         console.print(f"measuring {args.tasks} tasks of {args.steps_per_task} steps")
         task_seconds = measure_task_scaling(config, args.tasks, args.steps_per_task)
-    report = build_report(config, settings, kaizen_step, reference_step, task_seconds, inputs)
+    report = build_report(
+        config, settings, kaizen_step, reference_step, task_seconds, inputs, profile
+    )
     console.print(_steps_table(report))
     console.print(_inputs_table(inputs))
+    if profile is not None:
+        console.print(_profile_table(profile))
     if report["task_scaling"] is not None:
         console.print(_scaling_table(report["task_scaling"]))
     out = Path(
@@ -294,6 +320,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument(
         "--steps-per-task", type=int, default=20, help="steps of each timed task (default 20)"
+    )
+    bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the kaizen step: time of each part and the largest operators",
     )
     bench.add_argument("--out", help=f"JSON report (default {DEFAULT_OUT})")
     bench.set_defaults(handler=run_bench)

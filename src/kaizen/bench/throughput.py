@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from lightning.fabric import Fabric
 from torch import Tensor
+from torch.profiler import ProfilerActivity, profile
 
 from kaizen.config import RunConfig
 from kaizen.continual.learner import build_learner, ssl_settings
@@ -286,7 +287,18 @@ class DeviceInput:
         return self.store.gather(batch), self.labels[batch.to(self.labels.device)]
 
 
-def _kaizen_step(
+def _seeded_fabric(config: RunConfig) -> Fabric:
+    """One-device Fabric on the bench device with ``train.precision``, RNGs seeded."""
+    fabric = Fabric(
+        accelerator=str(bench_device(config).type),
+        devices=1,
+        precision=FABRIC_PRECISION[config.train.precision],  # type: ignore[arg-type]
+    )
+    fabric.seed_everything(config.seed, verbose=False)
+    return fabric
+
+
+def build_kaizen_step(
     fabric: Fabric, config: RunConfig, data: BenchData, channels_last: bool, total_steps: int
 ) -> Callable[[int], None]:
     """The trainer's objects for task 1, and a function running its step ``i``."""
@@ -362,17 +374,12 @@ def measure_kaizen_step(
         channels_last: channels-last learner, teacher and views; None: as the trainer decides
             (:func:`trainer_channels_last`).
     """
-    fabric = Fabric(
-        accelerator=str(bench_device(config).type),
-        devices=1,
-        precision=FABRIC_PRECISION[config.train.precision],  # type: ignore[arg-type]
-    )
-    fabric.seed_everything(config.seed, verbose=False)
+    fabric = _seeded_fabric(config)
     data = bench_data(config)
     if channels_last is None:
         channels_last = trainer_channels_last(config, fabric.device)
     with torch_threads(config.train.num_threads), PeakMemory(fabric.device) as memory:
-        step = _kaizen_step(fabric, config, data, channels_last, warmup + steps)
+        step = build_kaizen_step(fabric, config, data, channels_last, warmup + steps)
         seconds = time_steps(step, warmup, steps, fabric.device)
     precision = config.train.precision
     if precision == "16-mixed" and fabric.device.type == "cpu":
@@ -387,3 +394,51 @@ def measure_kaizen_step(
         channels_last=channels_last,
         device=fabric.device,
     )
+
+
+def profile_kaizen_step(
+    config: RunConfig, *, warmup: int, steps: int, top: int = 10
+) -> dict[str, Any]:
+    """Where the Kaizen step's time goes: ``torch.profiler`` over ``steps`` steps after
+    ``warmup``.
+
+    Returns ``parts``: seconds per step of each labelled part of
+    :class:`~kaizen.engine.step.TrainStep` (and of the momentum encoder's forward, which lies
+    inside ``kaizen.forward_and_losses``), host time on a CPU and device time on CUDA; and
+    ``operators``: the ``top`` operators by their own time per step.
+    """
+    fabric = _seeded_fabric(config)
+    data = bench_data(config)
+    on_cuda = fabric.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
+    with torch_threads(config.train.num_threads):
+        step = build_kaizen_step(
+            fabric, config, data, trainer_channels_last(config, fabric.device), warmup + steps
+        )
+        for index in range(warmup):
+            step(index)
+        _synchronize(fabric.device)
+        with profile(activities=activities) as profiler:
+            for index in range(warmup, warmup + steps):
+                step(index)
+            _synchronize(fabric.device)
+    events = profiler.key_averages()
+
+    def per_step(microseconds: float) -> float:
+        return microseconds / 1e6 / steps
+
+    def total(event: Any) -> float:
+        return per_step(event.device_time_total if on_cuda else event.cpu_time_total)
+
+    def own(event: Any) -> float:
+        return per_step(event.self_device_time_total if on_cuda else event.self_cpu_time_total)
+
+    parts = {event.key: total(event) for event in events if event.key.startswith("kaizen.")}
+    operators = sorted(
+        (event for event in events if event.key.startswith("aten::")), key=own, reverse=True
+    )
+    return {
+        "time": "device" if on_cuda else "host",
+        "parts": parts,
+        "operators": {event.key: own(event) for event in operators[:top]},
+    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from lightning.fabric import Fabric
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 from kaizen.continual.learner import Learner, LearnerOutputs, LossValues
 from kaizen.continual.teacher import Teacher
@@ -14,6 +15,10 @@ from kaizen.data.augment import TwoViewAugment
 
 class TrainStep:
     """The hot path of training, shared by the trainer and the benchmark.
+
+    Its parts are labelled for ``torch.profiler`` as ``kaizen.augment``, ``kaizen.teacher``,
+    ``kaizen.forward_and_losses`` (the momentum encoder's forward included), ``kaizen.backward``
+    and ``kaizen.optimizer_and_ema``.
 
     Args:
         fabric: the Fabric instance that set up ``module`` and ``optimizer``.
@@ -53,19 +58,23 @@ class TrainStep:
         ``tau`` is the momentum-encoder EMA rate for this step (ignored by methods without one).
         Returns each term's unweighted value as a detached device tensor (no host sync).
         """
-        with torch.no_grad():
+        with torch.no_grad(), record_function("kaizen.augment"):
             views = self.augment(images).contiguous(memory_format=self.memory_format)
         labels = labels.repeat(2)
         with self.fabric.autocast():
-            teacher_outputs = self.teacher(views) if self.teacher is not None else None
+            with record_function("kaizen.teacher"):
+                teacher_outputs = self.teacher(views) if self.teacher is not None else None
 
             def loss_fn(outputs: LearnerOutputs) -> LossValues:
                 return total_loss(self.terms, StepTensors(views, labels, outputs, teacher_outputs))
 
-            loss, values = self.module(views, with_distill=self.with_distill, loss_fn=loss_fn)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.fabric.backward(loss)
-        self.optimizer.step()
-        if self.learner.ssl.uses_momentum:
-            self.learner.ssl.momentum_update(self.learner.backbone, tau)
+            with record_function("kaizen.forward_and_losses"):
+                loss, values = self.module(views, with_distill=self.with_distill, loss_fn=loss_fn)
+        with record_function("kaizen.backward"):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.fabric.backward(loss)
+        with record_function("kaizen.optimizer_and_ema"):
+            self.optimizer.step()
+            if self.learner.ssl.uses_momentum:
+                self.learner.ssl.momentum_update(self.learner.backbone, tau)
         return values

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, ParamSpec
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import record_function
 
 _P = ParamSpec("_P")
 
@@ -202,7 +203,8 @@ class MomentumSSLMethod(SSLMethod):
     def momentum_projections(self, views: Tensor) -> Tensor:
         """Momentum-encoder projections of ``views``: (2N, C, H, W) -> (2N, D) float32."""
         backbone, projector = self._momentum_modules()
-        return projector(backbone(views)).float()
+        with record_function("kaizen.momentum_forward"):
+            return projector(backbone(views)).float()
 
     @torch.no_grad()
     def momentum_update(self, backbone: nn.Module, tau: float) -> None:
