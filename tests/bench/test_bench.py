@@ -160,11 +160,11 @@ def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
     assert (config.train.batch_size, config.replay.batch_size) == (256, 32)
     assert (config.data.name, config.data.synthetic.image_size) == ("synthetic", 32)
     assert config.train.precision == "bf16-mixed"
-    assert config.train.channels_last is None
-    options = "bench --device cpu --backbone convnet --channels-last"
+    assert config.train.channels_last is True
+    options = "bench --device cpu --backbone convnet --no-channels-last"
     small = bench_config(_parser().parse_args(options.split()))
     assert (small.model.backbone, small.model.width) == ("convnet", 0.5)
-    assert small.train.channels_last is True
+    assert small.train.channels_last is False
 
 
 def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:

@@ -71,10 +71,10 @@ def test_same_seed_gives_the_same_matrix_and_another_seed_differs(tiny, tmp_path
     assert first.accuracy_matrix != other.accuracy_matrix
 
 
-def test_channels_last_gives_the_same_accuracies_as_the_default_layout(
+def test_channels_first_gives_the_same_accuracies_as_the_default_channels_last(
     tiny, tmp_path: Path
 ) -> None:
     default = kaizen.run(tiny("kaizen"), tmp_path / "default")
-    nhwc = kaizen.run(tiny("kaizen"), tmp_path / "nhwc", overrides=["train.channels_last=true"])
-    for row, other in zip(default.accuracy_matrix, nhwc.accuracy_matrix, strict=True):
+    nchw = kaizen.run(tiny("kaizen"), tmp_path / "nchw", overrides=["train.channels_last=false"])
+    for row, other in zip(default.accuracy_matrix, nchw.accuracy_matrix, strict=True):
         assert row == pytest.approx(other, abs=0.13)

@@ -313,7 +313,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
-        help="train.channels_last for the kaizen step (default: the config's; GPUs on, CPUs off)",
+        help="train.channels_last for the kaizen step (default: the config's, on)",
     )
     bench.add_argument(
         "--tasks", type=int, default=0, help="tasks of the per-task timing run (0 = skip)"

@@ -240,13 +240,6 @@ def shuffled_batches(indices: Tensor, batch_size: int, count: int) -> Tensor:
     )
 
 
-def trainer_channels_last(config: RunConfig, device: torch.device) -> bool:
-    """Whether the trainer trains in channels-last layout: ``train.channels_last``, by default on
-    GPUs only."""
-    choice = config.train.channels_last
-    return device.type == "cuda" if choice is None else choice
-
-
 class DeviceInput:
     """Kaizen's input pipeline on the benchmark's stream, as the trainer runs it at a task t >= 1.
 
@@ -371,13 +364,12 @@ def measure_kaizen_step(
         config: the run configuration; ``data.synthetic`` gives the image shape.
         warmup: untimed steps first.
         steps: timed steps.
-        channels_last: channels-last learner, teacher and views; None: as the trainer decides
-            (:func:`trainer_channels_last`).
+        channels_last: channels-last learner, teacher and views; None: ``train.channels_last``.
     """
     fabric = _seeded_fabric(config)
     data = bench_data(config)
     if channels_last is None:
-        channels_last = trainer_channels_last(config, fabric.device)
+        channels_last = config.train.channels_last
     with torch_threads(config.train.num_threads), PeakMemory(fabric.device) as memory:
         step = build_kaizen_step(fabric, config, data, channels_last, warmup + steps)
         seconds = time_steps(step, warmup, steps, fabric.device)
@@ -412,9 +404,7 @@ def profile_kaizen_step(
     on_cuda = fabric.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
     with torch_threads(config.train.num_threads):
-        step = build_kaizen_step(
-            fabric, config, data, trainer_channels_last(config, fabric.device), warmup + steps
-        )
+        step = build_kaizen_step(fabric, config, data, config.train.channels_last, warmup + steps)
         for index in range(warmup):
             step(index)
         _synchronize(fabric.device)

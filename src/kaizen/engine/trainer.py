@@ -134,10 +134,7 @@ class ContinualTrainer:
         check_parallel_config(config, self.fabric)
         if not self.fabric.is_global_zero:
             self.console = Console(quiet=True)
-        channels_last = train.channels_last
-        self.channels_last = (
-            self.fabric.device.type == "cuda" if channels_last is None else channels_last
-        )
+        self.channels_last = train.channels_last
         if config.data.cache_dir is not None:
             cache = inside_run_dir(out_dir, config.data.cache_dir, "data.cache_dir")
             config = config.model_copy(
