@@ -24,6 +24,7 @@ from kaizen.bench import (
     measure_task_scaling,
 )
 from kaizen.bench.commands import bench_config, build_report, register, write_report
+from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.reference import TwoViewDataset
 from kaizen.bench.throughput import bench_data, profile_kaizen_step
 from kaizen.config import RunConfig, build_config
@@ -99,6 +100,19 @@ def test_profile_times_every_part_of_the_step(config: RunConfig) -> None:
     assert own_times == sorted(own_times, reverse=True)
 
 
+def test_layout_comparison_alternates_and_compares_medians(config: RunConfig) -> None:
+    layouts = compare_layouts(config, repeats=3, warmup=1, steps=1)
+    for name in ("channels_first", "channels_last"):
+        values = layouts["seconds_per_step"][name]
+        assert len(values) == 3 and all(value > 0 for value in values)
+        assert layouts["median_seconds_per_step"][name] == sorted(values)[1]
+    medians = layouts["median_seconds_per_step"]
+    expected = medians["channels_first"] / medians["channels_last"]
+    assert layouts["channels_last_speedup"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="repeats"):
+        compare_layouts(config, repeats=0, warmup=1, steps=1)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_reference_views_are_normalised_like_the_kaizen_views(tiny, channels: int) -> None:
     tree = tiny("kaizen", "mocov2plus")
@@ -151,6 +165,7 @@ def test_report_names_machine_command_and_config(config: RunConfig, tmp_path: Pa
     assert saved["speedup"] == pytest.approx(3.0)
     assert saved["task_scaling"] is None
     assert saved["input_alone"] is None and saved["kaizen_profile"] is None
+    assert saved["layouts"] is None
 
 
 def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
@@ -173,7 +188,10 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     tree["train"]["num_threads"] = 1
     preset.write_text(yaml.safe_dump(tree))
     out = tmp_path / "bench.json"
-    options = "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1 --profile"
+    options = (
+        "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1 --profile "
+        "--layouts 1"
+    )
     args = _parser().parse_args(
         ["bench", "--preset", str(preset), *options.split(), "--out", str(out)]
     )
@@ -188,3 +206,5 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     printed = console.file.getvalue()
     assert "kaizen / reference" in printed and "Input pipeline alone" in printed
     assert "kaizen.backward" in saved["kaizen_profile"]["parts"] and "kaizen.backward" in printed
+    assert len(saved["layouts"]["seconds_per_step"]["channels_last"]) == 1
+    assert "channels-last speed-up" in printed

@@ -22,6 +22,7 @@ from rich.table import Table
 
 import kaizen
 from kaizen.api import resolve_config
+from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.reference import measure_reference_input, measure_reference_step
 from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
 from kaizen.bench.throughput import (
@@ -134,11 +135,13 @@ def build_report(
     task_seconds: list[float],
     inputs: dict[str, dict[str, Any]] | None = None,
     profile: dict[str, Any] | None = None,
+    layouts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything one bench run measured, with the machine, versions, command and config.
 
-    ``inputs`` holds each pipeline's input measured alone (``kaizen``, ``reference``) and
-    ``profile`` the Kaizen step's profile, each where taken.
+    ``inputs`` holds each pipeline's input measured alone (``kaizen``, ``reference``),
+    ``profile`` the Kaizen step's profile and ``layouts`` the alternating layout comparison, each
+    where taken.
     """
     device = torch.device(kaizen_step["device"])
     scaling = None
@@ -162,6 +165,7 @@ def build_report(
         "speedup": kaizen_step["images_per_second"] / reference_step["images_per_second"],
         "input_alone": inputs,
         "kaizen_profile": profile,
+        "layouts": layouts,
         "task_scaling": scaling,
     }
 
@@ -209,6 +213,18 @@ def _profile_table(profile: dict[str, Any]) -> Table:
     return table
 
 
+def _layouts_table(layouts: dict[str, Any]) -> Table:
+    table = Table(title="Kaizen step by layout (s/step, measured alternately)")
+    table.add_column("layout")
+    table.add_column("runs", justify="right")
+    table.add_column("median", justify="right")
+    for name, values in layouts["seconds_per_step"].items():
+        runs = " ".join(f"{value:.3f}" for value in values)
+        table.add_row(name, runs, f"{layouts['median_seconds_per_step'][name]:.3f}")
+    table.caption = f"channels-last speed-up: {layouts['channels_last_speedup']:.2f}x"
+    return table
+
+
 def _scaling_table(scaling: dict[str, Any]) -> Table:
     table = Table(title="Training time per task", min_width=40)
     table.add_column("task", justify="right")
@@ -249,17 +265,25 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     if args.profile:
         console.print("profiling the kaizen step")
         profile = profile_kaizen_step(config, warmup=args.warmup, steps=args.steps)
+    layouts = None
+    if args.layouts:
+        console.print(f"comparing the layouts ({args.layouts} times each, alternately)")
+        layouts = compare_layouts(
+            config, repeats=args.layouts, warmup=args.warmup, steps=args.steps
+        )
     task_seconds: list[float] = []
     if args.tasks:
         console.print(f"measuring {args.tasks} tasks of {args.steps_per_task} steps")
         task_seconds = measure_task_scaling(config, args.tasks, args.steps_per_task)
     report = build_report(
-        config, settings, kaizen_step, reference_step, task_seconds, inputs, profile
+        config, settings, kaizen_step, reference_step, task_seconds, inputs, profile, layouts
     )
     console.print(_steps_table(report))
     console.print(_inputs_table(inputs))
     if profile is not None:
         console.print(_profile_table(profile))
+    if layouts is not None:
+        console.print(_layouts_table(layouts))
     if report["task_scaling"] is not None:
         console.print(_scaling_table(report["task_scaling"]))
     out = Path(
@@ -325,6 +349,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--profile",
         action="store_true",
         help="also profile the kaizen step: time of each part and the largest operators",
+    )
+    bench.add_argument(
+        "--layouts",
+        type=int,
+        default=0,
+        help="also time the kaizen step channels-first and channels-last alternately, this many "
+        "times each (default 0 = skip)",
     )
     bench.add_argument("--out", help=f"JSON report (default {DEFAULT_OUT})")
     bench.set_defaults(handler=run_bench)
