@@ -119,8 +119,12 @@ def test_run_refuses_a_directory_that_holds_a_run(tiny, tmp_path: Path) -> None:
     assert json.loads(_results(tmp_path))["config"]["seed"] == 1
 
 
+@pytest.mark.parametrize(
+    ("precision", "fix"),
+    [("32", "(lower optim.lr)"), ("bf16-mixed", "(lower optim.lr or use train.precision=32)")],
+)
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
-    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str, fix: str
 ) -> None:
     import kaizen.continual.terms as terms
 
@@ -134,11 +138,12 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
 
     monkeypatch.setattr(terms, "classifier_cross_entropy", poisoned)
     with pytest.raises(NonFiniteLossError) as stopped:
-        kaizen.run(_resumable(tiny), tmp_path)
+        kaizen.run(_resumable(tiny), tmp_path, overrides=[f"train.precision={precision}"])
     message = str(stopped.value)
     # call 11 is step 1 of task 1 (9 steps per task), so epoch 0
     assert "'classifier'" in message and "task 1, epoch 0, step 1" in message
-    assert "\n" not in message
+    # fp32 is suggested only to a mixed-precision run
+    assert message.endswith(fix) and "\n" not in message
     names = sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt"))
     # nothing was saved after the bad step: the newest is the end of task 0
     assert names[-1] == "ckpt-t001-e00000-b0000000.pt"

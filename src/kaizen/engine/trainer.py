@@ -61,11 +61,12 @@ class LossWatch:
     """Tracks, on the device and without host syncs, the first step where each term was not finite.
 
     ``first_bad[k]`` is -1 while term k has stayed finite, else the task step where it first was
-    NaN or infinite.
+    NaN or infinite. ``fix`` is the remedy the error suggests.
     """
 
-    def __init__(self, names: list[str], device: torch.device) -> None:
+    def __init__(self, names: list[str], device: torch.device, fix: str) -> None:
         self.names = names
+        self.fix = fix
         self.first_bad = torch.full((len(names),), -1, dtype=torch.int64, device=device)
 
     def observe(self, values: dict[str, Tensor], step: int) -> None:
@@ -83,7 +84,7 @@ class LossWatch:
             raise NonFiniteLossError(
                 f"loss term '{name}' became NaN or infinite at task {task}, epoch "
                 f"{step // steps_per_epoch}, step {step}; the run stopped and its last good "
-                "checkpoint is kept (lower optim.lr or use train.precision=32)"
+                f"checkpoint is kept ({self.fix})"
             )
 
 
@@ -328,7 +329,10 @@ class ContinualTrainer:
             stream.augment,
             self.channels_last,
         )
-        watch = LossWatch([term.name for term in terms], fabric.device)
+        fix = "lower optim.lr" + (
+            "" if config.train.precision == "32" else " or use train.precision=32"
+        )
+        watch = LossWatch([term.name for term in terms], fabric.device, fix)
         replay_indices = (
             self.replay.indices.to(index_device)
             if self.strategy.replay and len(self.replay)
