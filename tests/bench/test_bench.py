@@ -23,7 +23,13 @@ from kaizen.bench import (
     measure_reference_step,
     measure_task_scaling,
 )
-from kaizen.bench.commands import bench_config, build_report, register, write_report
+from kaizen.bench.commands import (
+    bench_config,
+    build_report,
+    median_run,
+    register,
+    write_report,
+)
 from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.reference import TwoViewDataset
 from kaizen.bench.throughput import bench_data, profile_kaizen_step
@@ -168,6 +174,18 @@ def test_report_names_machine_command_and_config(config: RunConfig, tmp_path: Pa
     assert saved["layouts"] is None
 
 
+def test_median_run_keeps_the_middle_run_and_lists_all() -> None:
+    runs = [
+        {"seconds_per_step": value, "tag": index} for index, value in enumerate([3.0, 1.0, 2.0])
+    ]
+    assert median_run(runs) == {
+        "seconds_per_step": 2.0,
+        "tag": 2,
+        "seconds_per_step_of_runs": [3.0, 1.0, 2.0],
+    }
+    assert median_run(runs[:2])["tag"] == 1  # the lower middle of two
+
+
 def test_default_bench_config_is_the_paper_step_on_synthetic_images() -> None:
     config = bench_config(_parser().parse_args(["bench", "--device", "cpu"]))
     assert (config.model.backbone, config.model.stem) == ("resnet18", "cifar")
@@ -190,7 +208,7 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     options = (
         "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1 --profile "
-        "--layouts 1"
+        "--layouts 1 --repeats 2"
     )
     args = _parser().parse_args(
         ["bench", "--preset", str(preset), *options.split(), "--out", str(out)]
@@ -199,6 +217,7 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     assert args.handler(args, console) == 0
     saved = json.loads(out.read_text())
     assert saved["kaizen_step"]["images_per_second"] > 0
+    assert len(saved["reference_step"]["seconds_per_step_of_runs"]) == 2
     assert saved["reference_step"]["worker_peak_memory_mb"] > 0
     assert len(saved["task_scaling"]["seconds_per_task"]) == 2
     assert set(saved["input_alone"]) == {"kaizen", "reference"}

@@ -194,6 +194,16 @@ def _steps_table(report: dict[str, Any]) -> Table:
     return table
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median seconds per step (the lower middle one of an even number), with
+    ``seconds_per_step_of_runs``: every run's seconds per step, in the order they were taken."""
+    ranked = sorted(runs, key=lambda run: run["seconds_per_step"])
+    return {
+        **ranked[(len(ranked) - 1) // 2],
+        "seconds_per_step_of_runs": [run["seconds_per_step"] for run in runs],
+    }
+
+
 def _inputs_table(inputs: dict[str, dict[str, Any]]) -> Table:
     table = Table(title="Input pipeline alone (no model)")
     for column in ("pipeline", "images/s", "s/step"):
@@ -244,16 +254,25 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     settings = {
         "warmup": args.warmup,
         "steps": args.steps,
+        "repeats": args.repeats,
         "workers": args.workers,
         "tasks": args.tasks,
         "steps_per_task": args.steps_per_task,
     }
-    console.print(f"measuring the kaizen step ({args.warmup} warm-up + {args.steps} steps)")
-    kaizen_step = measure_kaizen_step(config, warmup=args.warmup, steps=args.steps)
-    console.print(f"measuring the reference step ({args.workers} workers)")
-    reference_step = measure_reference_step(
-        config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
-    )
+    kaizen_runs: list[dict[str, Any]] = []
+    reference_runs: list[dict[str, Any]] = []
+    for repeat in range(1, args.repeats + 1):
+        console.print(
+            f"[{repeat}/{args.repeats}] measuring the kaizen step ({args.warmup} warm-up + "
+            f"{args.steps} steps), then the reference step ({args.workers} workers)"
+        )
+        kaizen_runs.append(measure_kaizen_step(config, warmup=args.warmup, steps=args.steps))
+        reference_runs.append(
+            measure_reference_step(
+                config, warmup=args.warmup, steps=args.steps, num_workers=args.workers
+            )
+        )
+    kaizen_step, reference_step = median_run(kaizen_runs), median_run(reference_runs)
     console.print("measuring both input pipelines alone")
     inputs = {
         "kaizen": measure_kaizen_input(config, warmup=args.warmup, steps=args.steps),
@@ -295,6 +314,13 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand to the ``kaizen`` command's subparsers."""
     bench = subparsers.add_parser(
@@ -323,6 +349,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument("--replay-batch-size", type=int, help="replay images per step")
     bench.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     bench.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    bench.add_argument(
+        "--repeats",
+        type=_positive,
+        default=1,
+        help="measure the two pipelines alternately this many times each and keep each one's "
+        "median run (default 1)",
+    )
     bench.add_argument(
         "--workers", type=int, default=2, help="data-loader workers of the reference (default 2)"
     )
