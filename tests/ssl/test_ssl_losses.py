@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from kaizen.ssl.base import info_nce
 from kaizen.ssl.byol import byol_loss, cosine_regression
 from kaizen.ssl.mocov2plus import moco_loss
+from kaizen.ssl.queue_nce import queue_info_nce
 from kaizen.ssl.simclr import nt_xent_loss
 from kaizen.ssl.vicreg import covariance_term, invariance_term, variance_term, vicreg_loss
 
@@ -186,3 +187,22 @@ def test_covariance_term_against_torch_cov() -> None:
     assert covariance_term(z).item() == pytest.approx(
         float(off_diagonal.pow(2).sum() / 4), rel=1e-5
     )
+
+
+def test_queue_info_nce_gradients_match_finite_differences() -> None:
+    generator = torch.Generator().manual_seed(7)
+    inputs = [
+        torch.randn(5, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+        for _ in range(2)
+    ]
+    queue = torch.randn(9, 4, generator=generator, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(queue_info_nce, (*inputs, queue))
+
+
+def test_queue_info_nce_is_stable_for_large_logits() -> None:
+    queries = torch.tensor([[200.0, 0.0]])
+    keys = torch.tensor([[1.0, 0.0]])
+    queue = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    # logits (200, 200, -200): loss = log(2) up to exp(-400)
+    # (float32 near 200: a spacing of 1.5e-5)
+    assert queue_info_nce(queries, keys, queue).item() == pytest.approx(math.log(2), abs=1e-4)

@@ -13,6 +13,7 @@ from kaizen.distributed import gather_views
 from kaizen.errors import ConfigError
 from kaizen.models.heads import mlp
 from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, split_views
+from kaizen.ssl.queue_nce import queue_info_nce
 
 
 @float32_loss
@@ -21,7 +22,9 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
 
     The candidates of query i are its positive key k_i and the queued negatives; the other keys of
     the batch are not candidates, so the logits are (N, 1 + K) with the positive in column 0; the
-    temperature scales the N queries rather than the N x K similarities.
+    temperature scales the N queries rather than the N x K similarities, and
+    :func:`~kaizen.ssl.queue_nce.queue_info_nce` computes the cross-entropy with one (N, K)
+    buffer.
 
     Args:
         q: (N, D) online projections of one view.
@@ -32,10 +35,7 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
     Returns:
         Scalar float32 mean over the N queries.
     """
-    scaled_queries = F.normalize(q, dim=1) / temperature
-    positive = (scaled_queries * F.normalize(k, dim=1)).sum(dim=1, keepdim=True)
-    logits = torch.cat([positive, scaled_queries @ queue.T], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+    return queue_info_nce(F.normalize(q, dim=1) / temperature, F.normalize(k, dim=1), queue)
 
 
 class MoCoV2Plus(MomentumSSLMethod):
