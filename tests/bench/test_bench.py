@@ -31,8 +31,9 @@ from kaizen.bench.commands import (
     write_report,
 )
 from kaizen.bench.layouts import compare_layouts
+from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import TwoViewDataset
-from kaizen.bench.throughput import bench_data, profile_kaizen_step
+from kaizen.bench.throughput import bench_data
 from kaizen.config import RunConfig, build_config
 from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
 

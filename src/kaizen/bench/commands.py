@@ -23,14 +23,10 @@ from rich.table import Table
 import kaizen
 from kaizen.api import resolve_config
 from kaizen.bench.layouts import compare_layouts
+from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import measure_reference_input, measure_reference_step
 from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
-from kaizen.bench.throughput import (
-    bench_device,
-    measure_kaizen_input,
-    measure_kaizen_step,
-    profile_kaizen_step,
-)
+from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_kaizen_step
 from kaizen.config import RunConfig, build_config, to_plain
 from kaizen.presets import load_preset
 

@@ -19,17 +19,20 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from kaizen.bench.throughput import (
-    BenchData,
+from kaizen.bench.measure import (
     PeakMemory,
-    bench_data,
-    bench_device,
     children_peak_rss_megabytes,
-    images_per_step,
     input_record,
     step_record,
     time_steps,
     torch_threads,
+)
+from kaizen.bench.throughput import (
+    BenchData,
+    bench_data,
+    bench_device,
+    images_per_step,
+    replays,
 )
 from kaizen.config import AugmentConfig, RunConfig
 from kaizen.continual.learner import build_learner, ssl_settings
@@ -222,7 +225,7 @@ def _batches(
         dataset(data.current), config.train.batch_size, count, num_workers, device, False
     )
     sources = [iter(current)]
-    if images_per_step(config, data) > config.train.batch_size:
+    if replays(config, data):
         replay = _loader(
             dataset(data.replay), config.replay.batch_size, count, num_workers, device, True
         )

@@ -14,14 +14,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kaizen.bench.throughput import torch_threads
+from kaizen.bench.measure import torch_threads
 from kaizen.config import RunConfig, build_config
 from kaizen.engine.trainer import ContinualTrainer
-from kaizen.results import Result
 
 CLASSES_PER_TASK = 2
 _TEST_PER_CLASS = 2
-_COSTS_FILE = "costs.json"
 
 
 def scaling_config(config: RunConfig, num_tasks: int, steps_per_task: int) -> RunConfig:
@@ -51,16 +49,6 @@ def scaling_config(config: RunConfig, num_tasks: int, steps_per_task: int) -> Ru
     return build_config(config.model_dump(), as_text)
 
 
-def _train_seconds(result: Result, out_dir: Path) -> list[float]:
-    """Training seconds of every task: from the returned result's per-task costs, or from
-    ``costs.json`` in the run directory where the result does not carry them."""
-    records = getattr(result, "costs", result.tasks)
-    if all(hasattr(record, "train_seconds") for record in records):
-        return [record.train_seconds for record in records]
-    costs = json.loads((out_dir / _COSTS_FILE).read_text())
-    return [float(task["train_seconds"]) for task in costs["tasks"]]
-
-
 def measure_task_scaling(
     config: RunConfig, num_tasks: int = 10, steps_per_task: int = 20
 ) -> list[float]:
@@ -74,10 +62,8 @@ def measure_task_scaling(
         torch_threads(config.train.num_threads),
         tempfile.TemporaryDirectory(prefix="kaizen-bench-") as folder,
     ):
-        out_dir = Path(folder)
-        result = ContinualTrainer(run_config, out_dir, Console(quiet=True)).run()
-        seconds = _train_seconds(result, out_dir)
-    return seconds[1:]
+        result = ContinualTrainer(run_config, Path(folder), Console(quiet=True)).run()
+    return [cost.train_seconds for cost in result.costs[1:]]
 
 
 def flatness(seconds: list[float]) -> float:

@@ -9,37 +9,29 @@ pipelines share (the data, the device, the clock, the memory probe, the result r
 from __future__ import annotations
 
 import math
-import resource
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import torch
 from lightning.fabric import Fabric
 from torch import Tensor
-from torch.profiler import ProfilerActivity, profile
 
+from kaizen.bench.measure import PeakMemory, input_record, step_record, time_steps, torch_threads
 from kaizen.config import RunConfig
 from kaizen.continual.learner import build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, task_terms
 from kaizen.continual.teacher import Teacher
-from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+from kaizen.data.augment import augment_for
 from kaizen.data.replay import ReplayBuffer
 from kaizen.data.store import ImageStore
 from kaizen.data.synthetic import make_synthetic
 from kaizen.engine.optim import TaskSchedule, build_optimizer
-from kaizen.engine.step import TrainStep
+from kaizen.engine.step import TrainStep, prepare_learner
 from kaizen.engine.trainer import FABRIC_PRECISION
 from kaizen.errors import ConfigError
 from kaizen.ssl.base import momentum_tau
 
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-_RESET_PEAK_RSS = "5"  # Linux: writing 5 to clear_refs resets the peak resident set size
 _AUTOCAST_DTYPES = {"32": "float32", "bf16-mixed": "bfloat16", "16-mixed": "float16"}
 
 
@@ -96,10 +88,15 @@ def bench_data(config: RunConfig) -> BenchData:
     return BenchData(train.images, train.labels, current, replay.indices, shape.num_classes)
 
 
+def replays(config: RunConfig, data: BenchData) -> bool:
+    """Whether each step appends a replay batch: the strategy replays and the buffer is not
+    empty."""
+    return STRATEGIES[config.strategy.name].replay and len(data.replay) > 0
+
+
 def images_per_step(config: RunConfig, data: BenchData) -> int:
-    """Current plus replay images of one step (no replay batch where the strategy has none)."""
-    replay = STRATEGIES[config.strategy.name].replay and len(data.replay) > 0
-    return config.train.batch_size + (config.replay.batch_size if replay else 0)
+    """Current plus replay images of one step."""
+    return config.train.batch_size + (config.replay.batch_size if replays(config, data) else 0)
 
 
 def bench_device(config: RunConfig) -> torch.device:
@@ -108,126 +105,6 @@ def bench_device(config: RunConfig) -> torch.device:
     if accelerator == "auto":
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(accelerator)
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the block with ``count`` intra-op threads (None: unchanged), then restore the number."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_steps(step: Callable[[int], None], warmup: int, steps: int, device: torch.device) -> float:
-    """Seconds taken by ``step(i)`` for i in [warmup, warmup + steps), after ``warmup`` untimed
-    calls; the device is synchronised before each reading of the clock."""
-    for index in range(warmup):
-        step(index)
-    _synchronize(device)
-    started = time.perf_counter()
-    for index in range(warmup, warmup + steps):
-        step(index)
-    _synchronize(device)
-    return time.perf_counter() - started
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the process's peak RSS (Linux); False where the kernel does not allow it."""
-    try:
-        _CLEAR_REFS.write_text(_RESET_PEAK_RSS)
-    except OSError:
-        return False
-    return True
-
-
-def _peak_rss_megabytes() -> float:
-    """Peak RSS of this process in MB, from /proc (VmHWM) where readable, else ru_maxrss."""
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def children_peak_rss_megabytes() -> float:
-    """Largest peak RSS in MB among this process's finished children (e.g. data-loader workers).
-
-    Pages a forked child shares with its parent count in both; the value covers every child the
-    process has waited for so far, not one measurement.
-    """
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-
-
-class PeakMemory:
-    """Peak memory of the code run inside the ``with`` block.
-
-    CUDA: the caching allocator's peak (``torch.cuda.max_memory_allocated``). CPU: the process's
-    peak resident set size, reset on entry where Linux allows it (``/proc/self/clear_refs``),
-    otherwise ``ru_maxrss`` (the peak since the process started). ``method`` says which.
-    """
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.megabytes = math.nan
-        self.method = ""
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self.method = "torch.cuda.max_memory_allocated"
-        elif _reset_peak_rss():
-            self.method = "peak RSS of the process (VmHWM, reset before the measurement)"
-        else:
-            self.method = "ru_maxrss (peak RSS since the process started)"
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if self.device.type == "cuda":
-            self.megabytes = torch.cuda.max_memory_allocated(self.device) / 2**20
-        else:
-            self.megabytes = _peak_rss_megabytes()
-
-
-def step_record(
-    *,
-    images_per_step: int,
-    steps: int,
-    seconds: float,
-    memory: PeakMemory,
-    workers_megabytes: float,
-    autocast_dtype: str,
-    channels_last: bool,
-    device: torch.device,
-) -> dict[str, Any]:
-    """The result of one pipeline's measurement; both pipelines return these keys."""
-    return {
-        "images_per_second": images_per_step * steps / seconds,
-        "seconds_per_step": seconds / steps,
-        "images_per_step": images_per_step,
-        "steps": steps,
-        "peak_memory_mb": memory.megabytes,
-        "memory_measure": memory.method,
-        "worker_peak_memory_mb": workers_megabytes,
-        "autocast_dtype": autocast_dtype,
-        "channels_last": channels_last,
-        "device": str(device),
-    }
 
 
 def shuffled_batches(indices: Tensor, batch_size: int, count: int) -> Tensor:
@@ -259,13 +136,9 @@ class DeviceInput:
     ) -> None:
         self.store = ImageStore(data.images, device)
         self.labels = data.labels.to(device)
-        normalize = Normalize(*channel_stats(data.images))
-        self.augment = TwoViewAugment(config.augment, data.image_size, data.channels, normalize).to(
-            device
-        )
+        self.augment = augment_for(config.augment, data.images).to(device)
         batch_size = config.train.batch_size
-        with_replay = images_per_step(config, data) > batch_size
-        self.replay = data.replay.to(self.store.index_device) if with_replay else None
+        self.replay = data.replay.to(self.store.index_device) if replays(config, data) else None
         self.replay_batch_size = config.replay.batch_size
         self.batches = shuffled_batches(
             data.current.to(self.store.index_device), batch_size, total_steps
@@ -280,7 +153,7 @@ class DeviceInput:
         return self.store.gather(batch), self.labels[batch.to(self.labels.device)]
 
 
-def _seeded_fabric(config: RunConfig) -> Fabric:
+def seeded_fabric(config: RunConfig) -> Fabric:
     """One-device Fabric on the bench device with ``train.precision``, RNGs seeded."""
     fabric = Fabric(
         accelerator=str(bench_device(config).type),
@@ -292,16 +165,12 @@ def _seeded_fabric(config: RunConfig) -> Fabric:
 
 
 def build_kaizen_step(
-    fabric: Fabric, config: RunConfig, data: BenchData, channels_last: bool, total_steps: int
+    fabric: Fabric, config: RunConfig, data: BenchData, total_steps: int
 ) -> Callable[[int], None]:
     """The trainer's objects for task 1, and a function running its step ``i``."""
     strategy = STRATEGIES[config.strategy.name]
     inputs = DeviceInput(config, data, fabric.device, total_steps)
-    learner = build_learner(config, data.channels, data.num_classes)
-    if channels_last:
-        learner = learner.to(memory_format=torch.channels_last)
-    if config.train.compile:
-        learner.backbone.compile()
+    learner = prepare_learner(build_learner(config, data.channels, data.num_classes), config.train)
     module = fabric.setup_module(learner)
     teacher = fabric.to_device(Teacher.snapshot(learner)) if strategy.needs_teacher else None
     optimizer = fabric.setup_optimizers(
@@ -310,7 +179,14 @@ def build_kaizen_step(
     schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
     terms = task_terms(strategy, config.strategy, learner, teacher is not None)
     train_step = TrainStep(
-        fabric, learner, module, teacher, terms, optimizer, inputs.augment, channels_last
+        fabric,
+        learner,
+        module,
+        teacher,
+        terms,
+        optimizer,
+        inputs.augment,
+        config.train.channels_last,
     )
     settings = ssl_settings(config)
     learner.train()
@@ -321,17 +197,6 @@ def build_kaizen_step(
         train_step(*inputs.batch(index), tau)
 
     return step
-
-
-def input_record(
-    images_per_step: int, steps: int, seconds: float, **details: Any
-) -> dict[str, Any]:
-    """The result of an input pipeline's measurement (no model): images/s and s/step."""
-    return {
-        "images_per_second": images_per_step * steps / seconds,
-        "seconds_per_step": seconds / steps,
-        **details,
-    }
 
 
 def measure_kaizen_input(config: RunConfig, *, warmup: int, steps: int) -> dict[str, Any]:
@@ -366,12 +231,13 @@ def measure_kaizen_step(
         steps: timed steps.
         channels_last: channels-last learner, teacher and views; None: ``train.channels_last``.
     """
-    fabric = _seeded_fabric(config)
+    fabric = seeded_fabric(config)
     data = bench_data(config)
-    if channels_last is None:
-        channels_last = config.train.channels_last
+    if channels_last is not None:
+        train = config.train.model_copy(update={"channels_last": channels_last})
+        config = config.model_copy(update={"train": train})
     with torch_threads(config.train.num_threads), PeakMemory(fabric.device) as memory:
-        step = build_kaizen_step(fabric, config, data, channels_last, warmup + steps)
+        step = build_kaizen_step(fabric, config, data, warmup + steps)
         seconds = time_steps(step, warmup, steps, fabric.device)
     precision = config.train.precision
     if precision == "16-mixed" and fabric.device.type == "cpu":
@@ -383,52 +249,6 @@ def measure_kaizen_step(
         memory=memory,
         workers_megabytes=0.0,
         autocast_dtype=_AUTOCAST_DTYPES[precision],
-        channels_last=channels_last,
+        channels_last=config.train.channels_last,
         device=fabric.device,
     )
-
-
-def profile_kaizen_step(
-    config: RunConfig, *, warmup: int, steps: int, top: int = 10
-) -> dict[str, Any]:
-    """Where the Kaizen step's time goes: ``torch.profiler`` over ``steps`` steps after
-    ``warmup``.
-
-    Returns ``parts``: seconds per step of each labelled part of
-    :class:`~kaizen.engine.step.TrainStep` (and of the momentum encoder's forward, which lies
-    inside ``kaizen.forward_and_losses``), host time on a CPU and device time on CUDA; and
-    ``operators``: the ``top`` operators by their own time per step.
-    """
-    fabric = _seeded_fabric(config)
-    data = bench_data(config)
-    on_cuda = fabric.device.type == "cuda"
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda else [])
-    with torch_threads(config.train.num_threads):
-        step = build_kaizen_step(fabric, config, data, config.train.channels_last, warmup + steps)
-        for index in range(warmup):
-            step(index)
-        _synchronize(fabric.device)
-        with profile(activities=activities) as profiler:
-            for index in range(warmup, warmup + steps):
-                step(index)
-            _synchronize(fabric.device)
-    events = profiler.key_averages()
-
-    def per_step(microseconds: float) -> float:
-        return microseconds / 1e6 / steps
-
-    def total(event: Any) -> float:
-        return per_step(event.device_time_total if on_cuda else event.cpu_time_total)
-
-    def own(event: Any) -> float:
-        return per_step(event.self_device_time_total if on_cuda else event.self_cpu_time_total)
-
-    parts = {event.key: total(event) for event in events if event.key.startswith("kaizen.")}
-    operators = sorted(
-        (event for event in events if event.key.startswith("aten::")), key=own, reverse=True
-    )
-    return {
-        "time": "device" if on_cuda else "host",
-        "parts": parts,
-        "operators": {event.key: own(event) for event in operators[:top]},
-    }

@@ -91,3 +91,10 @@ class TwoViewAugment(nn.Module):
         if self.channels == 1:
             stacked = stacked[:, :1]
         return (stacked - self.normalize.mean) / self.normalize.std
+
+
+def augment_for(config: AugmentConfig, images: Tensor) -> TwoViewAugment:
+    """:class:`TwoViewAugment` for uint8 ``images`` (N, C, H, W), normalised with their own
+    per-channel statistics (:func:`channel_stats`); its ``normalize`` also serves evaluation."""
+    size = (images.shape[2], images.shape[3])
+    return TwoViewAugment(config, size, images.shape[1], Normalize(*channel_stats(images)))

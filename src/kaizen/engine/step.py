@@ -7,10 +7,23 @@ from lightning.fabric import Fabric
 from torch import Tensor, nn
 from torch.profiler import record_function
 
+from kaizen.config import TrainConfig
 from kaizen.continual.learner import Learner, LearnerOutputs, LossValues
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, WeightedTerm, total_loss
 from kaizen.data.augment import TwoViewAugment
+
+
+def prepare_learner(learner: Learner, train: TrainConfig) -> Learner:
+    """``learner`` as ``train`` asks to train it: synchronised BatchNorm, channels-last layout,
+    a compiled backbone. The caller sets it up with Fabric afterwards."""
+    if train.sync_batchnorm:
+        learner = nn.SyncBatchNorm.convert_sync_batchnorm(learner)
+    if train.channels_last:
+        learner = learner.to(memory_format=torch.channels_last)
+    if train.compile:
+        learner.backbone.compile()
+    return learner
 
 
 class TrainStep:

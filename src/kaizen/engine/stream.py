@@ -9,7 +9,7 @@ from lightning.fabric import Fabric
 from torch import Tensor
 
 from kaizen.config import RunConfig
-from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+from kaizen.data.augment import Normalize, TwoViewAugment, augment_for
 from kaizen.data.catalog import load_dataset
 from kaizen.data.imageset import LabelledData
 from kaizen.data.scenario import Task, build_scenario
@@ -70,16 +70,14 @@ def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
     data = load_dataset(config.data, config.seed)
     tasks = build_scenario(data, config.scenario, config.seed)
     warnings = _check_tasks(data, tasks)
-    mean, std = channel_stats(data.train.images)
-    normalize = fabric.to_device(Normalize(mean, std))
-    augment = TwoViewAugment(config.augment, data.image_size, data.channels, normalize)
+    augment = fabric.to_device(augment_for(config.augment, data.train.images))
     return Stream(
         data,
         tasks,
         ImageStore(data.train.images, fabric.device),
         fabric.to_device(data.test.images),
         fabric.to_device(data.test.labels),
-        normalize,
-        fabric.to_device(augment),
+        augment.normalize,
+        augment,
         warnings,
     )

@@ -41,7 +41,7 @@ from kaizen.engine.rundir import (
     occupied_error,
     start_run_dir,
 )
-from kaizen.engine.step import TrainStep
+from kaizen.engine.step import TrainStep, prepare_learner
 from kaizen.engine.stream import Stream, load_stream
 from kaizen.errors import ConfigError, KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
@@ -135,7 +135,6 @@ class ContinualTrainer:
         check_parallel_config(config, self.fabric)
         if not self.fabric.is_global_zero:
             self.console = Console(quiet=True)
-        self.channels_last = train.channels_last
         if config.data.cache_dir is not None:
             cache = inside_run_dir(out_dir, config.data.cache_dir, "data.cache_dir")
             config = config.model_copy(
@@ -206,14 +205,8 @@ class ContinualTrainer:
         return build_learner(self.config, data.channels, data.num_classes)
 
     def _set_learner(self, learner: Learner) -> None:
-        if self.config.train.sync_batchnorm:
-            learner = torch.nn.SyncBatchNorm.convert_sync_batchnorm(learner)
-        if self.channels_last:
-            learner = learner.to(memory_format=torch.channels_last)
-        if self.config.train.compile:
-            learner.backbone.compile()
-        self.learner = learner
-        self.module = self.fabric.setup_module(learner)
+        self.learner = prepare_learner(learner, self.config.train)
+        self.module = self.fabric.setup_module(self.learner)
 
     def _checkpoint(
         self,
@@ -327,7 +320,7 @@ class ContinualTrainer:
             terms,
             optimizer,
             stream.augment,
-            self.channels_last,
+            config.train.channels_last,
         )
         fix = "lower optim.lr" + (
             "" if config.train.precision == "32" else " or use train.precision=32"
