@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from kaizen.api import resolve_config
+from kaizen.engine.rundir import start_run_dir
 from kaizen.errors import KaizenError
-from kaizen.report.sweep import config_source, sweep
+from kaizen.report.sweep import SweepIncomplete, config_source, sweep
 
 
 class FakeRunner:
@@ -28,12 +30,24 @@ class FakeRunner:
         )
 
 
+def _start_point(root: Path, ssl: str, strategy: str, seed: int, overrides: list[str]) -> Path:
+    """A point's run directory as `kaizen run` leaves it when killed before its first task ends."""
+    name = f"{ssl}-{strategy}-seed{seed}"
+    grid = [f"ssl.method={ssl}", f"strategy.name={strategy}", f"seed={seed}", f"name={name}"]
+    start_run_dir(root / name, resolve_config("demo", [*overrides, *grid]), force=False)
+    return root / name
+
+
 def test_sweep_runs_only_the_missing_points_and_compares_them_all(make_run, tmp_path):
     make_run(tmp_path / "simclr-kaizen-seed0")  # complete: skipped
-    make_run(
-        tmp_path / "byol-kaizen-seed1", ssl="byol", seed=1, matrix=[[0.5, 0.1, 0.0]], complete=False
-    )  # interrupted: run again
+    interrupted = _start_point(tmp_path, "byol", "kaizen", 1, ["train.epochs=1"])
     runner = FakeRunner(make_run)
+    resumed: list[Path] = []
+
+    def resumer(run_dir: Path) -> None:
+        resumed.append(run_dir)
+        make_run(run_dir, ssl="byol", seed=1)
+
     lines: list[str] = []
     run_dirs = sweep(
         "demo",
@@ -44,6 +58,7 @@ def test_sweep_runs_only_the_missing_points_and_compares_them_all(make_run, tmp_
         ["train.epochs=1"],
         runner=runner,
         log=lines.append,
+        resumer=resumer,
     )
     assert [path.name for path in run_dirs] == [
         "simclr-kaizen-seed0",
@@ -51,11 +66,8 @@ def test_sweep_runs_only_the_missing_points_and_compares_them_all(make_run, tmp_
         "byol-kaizen-seed0",
         "byol-kaizen-seed1",
     ]
-    assert [call[1].name for call in runner.calls] == [
-        "simclr-kaizen-seed1",
-        "byol-kaizen-seed0",
-        "byol-kaizen-seed1",
-    ]
+    assert [call[1].name for call in runner.calls] == ["simclr-kaizen-seed1", "byol-kaizen-seed0"]
+    assert resumed == [interrupted]
     source, out_dir, overrides = runner.calls[0]
     assert source == "demo"
     assert out_dir == tmp_path / "simclr-kaizen-seed1"
@@ -69,9 +81,46 @@ def test_sweep_runs_only_the_missing_points_and_compares_them_all(make_run, tmp_
     ]
     assert len(lines) == 4
     assert "skipped" in lines[0]
+    assert "resuming" in lines[3]
     compare_md = tmp_path / "compare" / "compare.md"
     assert "| simclr | kaizen | 0 1 |" in compare_md.read_text()
     assert "| byol | kaizen | 0 1 |" in compare_md.read_text()
+
+
+def test_a_failed_point_is_reported_and_the_others_still_run(make_run, tmp_path):
+    # an interrupted point of another config is never resumed nor overwritten
+    other = _start_point(tmp_path, "simclr", "kaizen", 0, ["train.epochs=3"])
+    kept = (other / "config.yaml").read_bytes()
+
+    class DivergingRunner(FakeRunner):
+        def __call__(self, source: str, out_dir: Path, overrides: list[str]) -> None:
+            if out_dir.name == "simclr-kaizen-seed1":
+                raise KaizenError("loss term 'ssl' became NaN or infinite at task 2")
+            super().__call__(source, out_dir, overrides)
+
+    runner = DivergingRunner(make_run)
+    lines: list[str] = []
+    with pytest.raises(SweepIncomplete) as failure:
+        sweep(
+            "demo",
+            ["simclr"],
+            ["kaizen"],
+            [0, 1, 2],
+            tmp_path,
+            ["train.epochs=1"],
+            runner=runner,
+            log=lines.append,
+            resumer=lambda run_dir: pytest.fail("resumed"),
+        )
+    message = str(failure.value)
+    assert message.startswith("2 of 3 sweep points failed")
+    assert "simclr-kaizen-seed0" in message and "another config" in message
+    assert "simclr-kaizen-seed1" in message and "NaN" in message
+    assert [call[1].name for call in runner.calls] == ["simclr-kaizen-seed2"]  # after the failure
+    assert (other / "config.yaml").read_bytes() == kept
+    assert sum("failed" in line for line in lines) == 2
+    # the point that finished is compared
+    assert "| simclr | kaizen | 2 |" in (tmp_path / "compare" / "compare.md").read_text()
 
 
 def test_sweep_with_everything_complete_runs_nothing(make_run, tmp_path):
