@@ -118,7 +118,7 @@ def test_a_failed_point_is_reported_and_the_others_still_run(make_run, tmp_path)
     assert "simclr-kaizen-seed1" in message and "NaN" in message
     assert [call[1].name for call in runner.calls] == ["simclr-kaizen-seed2"]  # after the failure
     assert (other / "config.yaml").read_bytes() == kept
-    assert sum("failed" in line for line in lines) == 2
+    assert sum(": failed: " in line for line in lines) == 2
     # the point that finished is compared
     assert "| simclr | kaizen | 2 |" in (tmp_path / "compare" / "compare.md").read_text()
 
