@@ -174,6 +174,12 @@ class OptimConfig(Section):
     warmup_start_lr: float = Field(0.003, ge=0.0)
     min_lr: float = Field(0.0, ge=0.0)
     scale_lr_by_batch: bool = True
+    clip_grad_norm: float | None = Field(
+        None,
+        gt=0.0,
+        description="Rescale the gradients of all trainable parameters to at most this global "
+        "L2 norm before each update; none: no clipping.",
+    )
 
 
 class AugmentConfig(Section):

@@ -169,3 +169,48 @@ def test_a_class_missing_from_a_split_is_logged_and_the_run_goes_on(
     assert logged in capsys.readouterr().err
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["complete"]
+
+
+HARDWARE_CASES: dict[str, tuple[list[str], int, str]] = {
+    # case: (overrides, CUDA GPUs the machine pretends to have, text the error names)
+    "cuda without a GPU": (["train.accelerator=cuda"], 0, "train.accelerator=cpu"),
+    "more GPUs than exist": (
+        ["train.accelerator=auto", "train.devices=2"],
+        1,
+        "train.devices=1 or fewer",
+    ),
+    "fp16 autocast on CPU": (["train.precision=16-mixed"], 0, "train.precision=bf16-mixed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HARDWARE_CASES))
+def test_hardware_that_is_not_there_is_named_before_the_run_directory_is_touched(
+    case: str,
+    tiny,
+    previous_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import torch
+
+    overrides, gpus, named = HARDWARE_CASES[case]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    run_dir = tmp_path / "run"
+    shutil.copytree(previous_run, run_dir)
+    before = _snapshot(run_dir)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny("kaizen")))
+    bench_out = tmp_path / "bench.json"
+    commands = (
+        ["run", str(config), *overrides, "--out", str(run_dir), "--force"],
+        ["bench", "--preset", str(config), "--steps", "1", "--out", str(bench_out), *overrides],
+    )
+    for command in commands:
+        assert main(command) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith("kaizen: error:") and "\n" not in error
+        assert named in error, error
+    assert _snapshot(run_dir) == before
+    assert not bench_out.exists()

@@ -28,6 +28,7 @@ from kaizen.bench.reference import measure_reference_input, measure_reference_st
 from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
 from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_kaizen_step
 from kaizen.config import RunConfig, build_config, to_plain
+from kaizen.engine.hardware import check_hardware
 from kaizen.presets import load_preset
 
 BENCH_PRESET = "cifar100-mocov2plus-kaizen"
@@ -247,6 +248,7 @@ def _scaling_table(scaling: dict[str, Any]) -> Table:
 def run_bench(args: argparse.Namespace, console: Console) -> int:
     """Handler of ``kaizen bench``: measure, print, write the JSON report."""
     config = bench_config(args)
+    check_hardware(config.train)
     settings = {
         "warmup": args.warmup,
         "steps": args.steps,

@@ -26,6 +26,7 @@ from kaizen.data.augment import augment_for
 from kaizen.data.replay import ReplayBuffer
 from kaizen.data.store import ImageStore
 from kaizen.data.synthetic import make_synthetic
+from kaizen.engine.hardware import check_hardware, resolved_accelerator
 from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.step import TrainStep, prepare_learner
 from kaizen.engine.trainer import FABRIC_PRECISION
@@ -100,11 +101,10 @@ def images_per_step(config: RunConfig, data: BenchData) -> int:
 
 
 def bench_device(config: RunConfig) -> torch.device:
-    """The device ``config.train.accelerator`` names (``auto``: CUDA when there is one)."""
-    accelerator = config.train.accelerator
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(accelerator)
+    """The device ``config.train.accelerator`` names (``auto``: CUDA when there is one); settings
+    this machine cannot run are refused (:func:`check_hardware`)."""
+    check_hardware(config.train)
+    return torch.device(resolved_accelerator(config.train))
 
 
 def shuffled_batches(indices: Tensor, batch_size: int, count: int) -> Tensor:
@@ -187,6 +187,7 @@ def build_kaizen_step(
         optimizer,
         inputs.augment,
         config.train.channels_last,
+        config.optim.clip_grad_norm,
     )
     settings = ssl_settings(config)
     learner.train()
@@ -239,16 +240,13 @@ def measure_kaizen_step(
     with torch_threads(config.train.num_threads), PeakMemory(fabric.device) as memory:
         step = build_kaizen_step(fabric, config, data, warmup + steps)
         seconds = time_steps(step, warmup, steps, fabric.device)
-    precision = config.train.precision
-    if precision == "16-mixed" and fabric.device.type == "cpu":
-        precision = "bf16-mixed"  # Fabric runs fp16 AMP as bf16 on a CPU
     return step_record(
         images_per_step=images_per_step(config, data),
         steps=steps,
         seconds=seconds,
         memory=memory,
         workers_megabytes=0.0,
-        autocast_dtype=_AUTOCAST_DTYPES[precision],
+        autocast_dtype=_AUTOCAST_DTYPES[config.train.precision],
         channels_last=config.train.channels_last,
         device=fabric.device,
     )

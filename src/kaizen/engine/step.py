@@ -42,6 +42,8 @@ class TrainStep:
         optimizer: the task's optimiser, set up by Fabric.
         augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W).
         channels_last: feed the views in NHWC layout (the learner must be converted too).
+        clip_grad_norm: rescale all gradients to at most this global L2 norm before the update
+            (after unscaling in 16-bit mixed precision); None: no clipping.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class TrainStep:
         optimizer: torch.optim.Optimizer,
         augment: TwoViewAugment,
         channels_last: bool = False,
+        clip_grad_norm: float | None = None,
     ) -> None:
         self.fabric = fabric
         self.learner = learner
@@ -64,6 +67,7 @@ class TrainStep:
         self.augment = augment
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.with_distill = any(term.name == "feature_distill" for term in terms)
+        self.clip_grad_norm = clip_grad_norm
 
     def __call__(self, images: Tensor, labels: Tensor, tau: float) -> dict[str, Tensor]:
         """Train on uint8 images (B, C, H, W) with labels (B,) (-1 = unlabelled).
@@ -87,6 +91,13 @@ class TrainStep:
             self.optimizer.zero_grad(set_to_none=True)
             self.fabric.backward(loss)
         with record_function("kaizen.optimizer_and_ema"):
+            if self.clip_grad_norm is not None:
+                self.fabric.clip_gradients(
+                    self.module,
+                    self.optimizer,
+                    max_norm=self.clip_grad_norm,
+                    error_if_nonfinite=False,
+                )
             self.optimizer.step()
             if self.learner.ssl.uses_momentum:
                 self.learner.ssl.momentum_update(self.learner.backbone, tau)

@@ -30,6 +30,7 @@ from kaizen.continual.teacher import Teacher
 from kaizen.data.replay import ReplayBuffer
 from kaizen.data.scenario import Task, training_labels
 from kaizen.engine.checkpoints import CheckpointStore, Position
+from kaizen.engine.hardware import check_hardware
 from kaizen.engine.interrupt import RunInterrupted, StopRequests
 from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.progress import TrainingProgress
@@ -120,6 +121,7 @@ class ContinualTrainer:
         self.console = console or Console(stderr=True)
         self.strategy: Strategy = STRATEGIES[config.strategy.name]
         train = config.train
+        check_hardware(train)
         if train.num_threads is not None:
             torch.set_num_threads(train.num_threads)
         self.fabric = Fabric(
@@ -321,6 +323,7 @@ class ContinualTrainer:
             optimizer,
             stream.augment,
             config.train.channels_last,
+            config.optim.clip_grad_norm,
         )
         fix = "lower optim.lr" + (
             "" if config.train.precision == "32" else " or use train.precision=32"
