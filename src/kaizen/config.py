@@ -144,7 +144,17 @@ class StrategyConfig(Section):
     classifier_weight: float = Field(1.0, ge=0.0, description="w_cls.")
     classifier_distill_weight: float = Field(2.0, ge=0.0, description="lambda_c.")
     distill_temperature: float = Field(0.2, gt=0.0, description="Contrastive distillation.")
-    classifier_distill_temperature: float = Field(1.0, gt=0.0)
+    classifier_distill_temperature: float = Field(
+        1.0, gt=0.0, description="T of the soft labels; the term is scaled by T^2 (Hinton)."
+    )
+    classifier_distill_classes: Literal["all", "seen"] = Field(
+        "all",
+        description="Soft labels over all classes (the paper) or only over the classes the "
+        "teacher was trained on (Learning without Forgetting's form).",
+    )
+    classifier_distill_rows: Literal["all", "replay"] = Field(
+        "all", description="Classifier distillation on every row (the paper) or on replay rows."
+    )
     distill_predictor_hidden_dim: int = Field(2048, ge=1)
     end_to_end: bool = Field(
         False, description="Let classifier terms train the backbone (default: stop-gradient)."

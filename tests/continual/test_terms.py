@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from kaizen.continual.learner import LearnerOutputs
+from kaizen.continual.teacher import TeacherOutputs
 from kaizen.continual.terms import (
     StepTensors,
     WeightedTerm,
     classifier_cross_entropy,
+    classifier_distill_term,
     classifier_term,
     soft_label_distillation,
     total_loss,
@@ -88,25 +90,54 @@ def test_soft_label_distillation_by_hand():
     assert soft_label_distillation(logits, teacher).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_soft_label_distillation_divides_both_sides_by_the_temperature():
+def test_soft_label_distillation_divides_both_sides_by_the_temperature_and_scales_by_its_square():
     # the same rows as above, scaled by T = 2: dividing by T gives the same distributions,
-    # and the loss is not rescaled by T^2
+    # and the loss is multiplied by T^2 = 4 (Hinton et al. 2015)
     logits = torch.tensor([[0.0, 2 * math.log(3)], [0.0, 0.0]])
     teacher = torch.tensor([[2 * math.log(2), 0.0], [10.0, 10.0]])
     row0 = -(2 / 3 * math.log(1 / 4) + 1 / 3 * math.log(3 / 4))
-    expected = (row0 + math.log(2)) / 2
+    expected = 4 * (row0 + math.log(2)) / 2
     loss = soft_label_distillation(logits, teacher, temperature=2.0)
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     # at T = 1 the same inputs give a different value
     assert soft_label_distillation(logits, teacher).item() != pytest.approx(expected, rel=1e-3)
 
 
+def test_the_temperature_square_keeps_the_gradient_size():
+    # for large T the gradient of the unscaled loss shrinks as 1/T^2; with the T^2 factor it
+    # tends to (logits - teacher) / K - mean terms: the same size at T = 50 and T = 100
+    logits = torch.tensor([[3.0, -1.0, 0.5]])
+    teacher = torch.tensor([[1.0, -2.0, 0.0]])
+    norms = []
+    for temperature in (50.0, 100.0):
+        student = logits.clone().requires_grad_(True)
+        soft_label_distillation(student, teacher, temperature=temperature).backward()
+        norms.append(student.grad.norm().item())
+    assert norms[0] == pytest.approx(norms[1], rel=1e-2)
+
+
 def test_high_temperature_flattens_the_targets():
     logits = torch.tensor([[3.0, -1.0, 0.5]])
     teacher = torch.tensor([[10.0, -10.0, 0.0]])
-    # as T grows both distributions tend to uniform and the loss to log K
-    loss = soft_label_distillation(logits, teacher, temperature=1e4)
-    assert loss.item() == pytest.approx(math.log(3), rel=1e-3)
+    # as T grows both distributions tend to uniform and the loss over T^2 to log K
+    temperature = 1e4
+    loss = soft_label_distillation(logits, teacher, temperature=temperature)
+    assert loss.item() / temperature**2 == pytest.approx(math.log(3), rel=1e-3)
+
+
+def test_soft_label_distillation_over_marked_rows_is_their_mean():
+    generator = torch.Generator().manual_seed(1)
+    logits, teacher = torch.randn(6, 4, generator=generator), torch.randn(6, 4, generator=generator)
+    rows = torch.tensor([False, True, False, False, True, True])
+    marked = soft_label_distillation(logits, teacher, rows=rows)
+    assert marked.item() == pytest.approx(
+        soft_label_distillation(logits[rows], teacher[rows]).item()
+    )
+    assert marked.item() != pytest.approx(soft_label_distillation(logits, teacher).item())
+    student = logits.clone().requires_grad_(True)
+    nothing = soft_label_distillation(student, teacher, rows=torch.zeros(6, dtype=torch.bool))
+    nothing.backward()
+    assert nothing.item() == 0.0 and torch.equal(student.grad, torch.zeros_like(logits))
 
 
 def test_soft_label_distillation_with_equal_logits_is_the_target_entropy():
@@ -124,6 +155,46 @@ def test_soft_label_distillation_gradient_is_student_minus_target_probabilities(
     soft_label_distillation(logits, teacher).backward()
     # d/dlogits = softmax(logits) - targets = (1/4 - 2/3, 3/4 - 1/3), one row
     torch.testing.assert_close(logits.grad, torch.tensor([[1 / 4 - 2 / 3, 3 / 4 - 1 / 3]]))
+
+
+def _distill_step(logits: torch.Tensor, teacher_logits: torch.Tensor, replayed) -> StepTensors:
+    rows = len(logits)
+    zeros = torch.zeros(rows, 2)
+    return StepTensors(
+        views=torch.zeros(rows, 1, 2, 2),
+        labels=torch.full((rows,), -1),
+        student=LearnerOutputs(zeros, zeros, logits, None),
+        teacher=TeacherOutputs(zeros, teacher_logits),
+        replayed=replayed,
+    )
+
+
+def test_distilling_over_the_teachers_classes_leaves_the_new_classes_alone():
+    # Learning without Forgetting's form: softmax over the old classes 0 and 1 only
+    generator = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 4, generator=generator, requires_grad=True)
+    teacher = torch.randn(4, 4, generator=generator)
+    term = classifier_distill_term(1.0, teacher_classes=[0, 1])
+    value = term(_distill_step(logits, teacher, None))
+    expected = soft_label_distillation(logits[:, :2], teacher[:, :2])
+    assert value.item() == pytest.approx(expected.item())
+    value.backward()
+    assert torch.equal(logits.grad[:, 2:], torch.zeros(4, 2))  # new classes: no pull
+    assert logits.grad[:, :2].abs().sum() > 0
+    everything = classifier_distill_term(1.0)(_distill_step(logits, teacher, None))
+    assert everything.item() != pytest.approx(value.item())
+
+
+def test_distilling_on_replay_rows_only():
+    generator = torch.Generator().manual_seed(3)
+    logits, teacher = torch.randn(4, 3, generator=generator), torch.randn(4, 3, generator=generator)
+    replayed = torch.tensor([False, True, False, True])
+    term = classifier_distill_term(1.0, replay_rows_only=True)
+    value = term(_distill_step(logits, teacher, replayed))
+    assert value.item() == pytest.approx(
+        soft_label_distillation(logits[replayed], teacher[replayed]).item()
+    )
+    assert term(_distill_step(logits, teacher, None)).item() == 0.0  # nothing replayed
 
 
 # ---------------------------------------------------------------------------- total_loss

@@ -78,3 +78,33 @@ def test_channels_first_gives_the_same_accuracies_as_the_default_channels_last(
     nchw = kaizen.run(tiny("kaizen"), tmp_path / "nchw", overrides=["train.channels_last=false"])
     for row, other in zip(default.accuracy_matrix, nchw.accuracy_matrix, strict=True):
         assert row == pytest.approx(other, abs=0.13)
+
+
+def _classifier_weights(run_dir: Path) -> dict:
+    import torch
+
+    newest = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
+    learner = torch.load(newest, weights_only=True)["learner"]
+    return {key: value for key, value in learner.items() if key.startswith("classifier.")}
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "strategy.classifier_distill_classes=seen",
+        "strategy.classifier_distill_rows=replay",
+        "strategy.classifier_distill_temperature=2.0",
+    ],
+)
+def test_each_classifier_distillation_variant_trains_another_classifier(
+    variant: str, tiny, tmp_path: Path
+) -> None:
+    import torch
+
+    paper = tmp_path / "paper"
+    kaizen.run(tiny("kaizen"), paper)
+    kaizen.run(tiny("kaizen"), tmp_path / "variant", overrides=[variant])
+    assert _read(tmp_path / "variant")["complete"]
+    ours, theirs = _classifier_weights(tmp_path / "variant"), _classifier_weights(paper)
+    assert ours.keys() == theirs.keys()
+    assert any(not torch.equal(ours[key], theirs[key]) for key in ours)

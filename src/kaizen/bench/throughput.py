@@ -143,6 +143,13 @@ class DeviceInput:
         self.batches = shuffled_batches(
             data.current.to(self.store.index_device), batch_size, total_steps
         )
+        replay_rows = self.replay_batch_size if self.replay is not None else 0
+        self.replayed = (
+            torch.arange(batch_size + replay_rows, device=device) >= batch_size
+            if replay_rows
+            else None
+        )
+        """(B,) bool: the replayed rows of every batch, or None when nothing is replayed."""
 
     def batch(self, index: int) -> tuple[Tensor, Tensor]:
         """Step ``index``'s uint8 images (M, C, H, W) on the device and their labels (M,)."""
@@ -195,7 +202,7 @@ def build_kaizen_step(
     def step(index: int) -> None:
         schedule.set(index)
         tau = momentum_tau(index, total_steps, settings.tau_base, settings.tau_final)
-        train_step(*inputs.batch(index), tau)
+        train_step(*inputs.batch(index), tau, inputs.replayed)
 
     return step
 

@@ -11,6 +11,7 @@ At the first task every strategy uses SSL + classifier CE only.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from kaizen.config import StrategyConfig
@@ -50,9 +51,17 @@ STRATEGIES: dict[str, Strategy] = {
 
 
 def task_terms(
-    strategy: Strategy, config: StrategyConfig, learner: Learner, has_teacher: bool
+    strategy: Strategy,
+    config: StrategyConfig,
+    learner: Learner,
+    has_teacher: bool,
+    teacher_classes: Sequence[int] | None = None,
 ) -> list[WeightedTerm]:
-    """The weighted terms of one task; distillation terms only when a teacher exists."""
+    """The weighted terms of one task; distillation terms only when a teacher exists.
+
+    ``teacher_classes`` are the classes the teacher was trained on, which
+    ``classifier_distill_classes=seen`` distils over (None: all classes).
+    """
     terms = [
         WeightedTerm("ssl", 1.0, ssl_term(learner)),
         WeightedTerm("classifier", config.classifier_weight, classifier_term),
@@ -72,7 +81,11 @@ def task_terms(
             WeightedTerm(
                 "classifier_distill",
                 config.classifier_distill_weight,
-                classifier_distill_term(config.classifier_distill_temperature),
+                classifier_distill_term(
+                    config.classifier_distill_temperature,
+                    teacher_classes if config.classifier_distill_classes == "seen" else None,
+                    replay_rows_only=config.classifier_distill_rows == "replay",
+                ),
             )
         )
     return terms

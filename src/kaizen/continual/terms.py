@@ -9,7 +9,7 @@ Each term below is one summand. All take both views stacked: 2M rows, view 1 fir
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,12 +30,14 @@ class StepTensors:
         labels: (2M,) int64 labels of the rows, -1 where unlabelled.
         student: the learner's outputs on ``views``.
         teacher: the frozen previous model's outputs on ``views``, or None at the first task.
+        replayed: (2M,) bool, True on the rows of replayed images; None when nothing is replayed.
     """
 
     views: Tensor
     labels: Tensor
     student: LearnerOutputs
     teacher: TeacherOutputs | None
+    replayed: Tensor | None = None
 
 
 def classifier_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -52,19 +54,27 @@ def classifier_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def soft_label_distillation(
-    logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0
+    logits: Tensor,
+    teacher_logits: Tensor,
+    temperature: float = 1.0,
+    rows: Tensor | None = None,
 ) -> Tensor:
     """L_cls_kd: cross-entropy between the classifier and the frozen classifier's soft labels.
 
     Kaizen (Tang et al., WACV 2024), Sec. 3.2, after Hinton et al. 2015: the target of each row
-    is softmax(teacher_logits / T); the loss is averaged over all rows (so over both views).
-    Applies to every row, labelled or not.
+    is softmax(teacher_logits / T); the loss is averaged over the rows (all of them, so both
+    views, or those ``rows`` marks; 0 when it marks none) and multiplied by T^2, so that its
+    gradients keep their size as T changes (Hinton et al.); the paper's T = 1 leaves it as is.
 
-    Shapes: logits (2M, K), teacher_logits (2M, K) -> scalar.
+    Shapes: logits (R, K), teacher_logits (R, K), rows (R,) bool or None -> scalar.
     """
     targets = F.softmax(teacher_logits.float() / temperature, dim=1)
     log_probs = F.log_softmax(logits.float() / temperature, dim=1)
-    return -(targets * log_probs).sum(dim=1).mean()
+    per_row = -(targets * log_probs).sum(dim=1)
+    if rows is None:
+        return per_row.mean() * temperature**2
+    weights = rows.to(per_row.dtype)
+    return (per_row * weights).sum() / weights.sum().clamp_min(1.0) * temperature**2
 
 
 TermFn = Callable[[StepTensors], Tensor]
@@ -103,12 +113,37 @@ def classifier_term(step: StepTensors) -> Tensor:
     return classifier_cross_entropy(step.student.logits, step.labels)
 
 
-def classifier_distill_term(temperature: float) -> TermFn:
-    """L_cls_kd on the step's rows."""
+def classifier_distill_term(
+    temperature: float,
+    teacher_classes: Sequence[int] | None = None,
+    replay_rows_only: bool = False,
+) -> TermFn:
+    """L_cls_kd on the step's rows, optionally narrowed (without host syncs).
+
+    Args:
+        temperature: T of :func:`soft_label_distillation`.
+        teacher_classes: distil only over these classes (the ones the teacher was trained on),
+            as Learning without Forgetting does (Li & Hoiem, ECCV 2016): both softmaxes run
+            over those columns, so the new classes' logits are not pulled down; None: all.
+        replay_rows_only: distil on the replayed rows only (0 when a step replays nothing).
+    """
+    columns: dict[torch.device, Tensor] = {}
 
     def term(step: StepTensors) -> Tensor:
         assert step.teacher is not None
-        return soft_label_distillation(step.student.logits, step.teacher.logits, temperature)
+        logits, teacher_logits = step.student.logits, step.teacher.logits
+        rows = None
+        if replay_rows_only:
+            rows = step.replayed
+            if rows is None:
+                rows = torch.zeros(len(logits), dtype=torch.bool, device=logits.device)
+        if teacher_classes is not None:
+            device = logits.device
+            if device not in columns:
+                columns[device] = torch.tensor(list(teacher_classes), device=device)
+            logits = logits.index_select(1, columns[device])
+            teacher_logits = teacher_logits.index_select(1, columns[device])
+        return soft_label_distillation(logits, teacher_logits, temperature, rows)
 
     return term
 

@@ -69,21 +69,26 @@ class TrainStep:
         self.with_distill = any(term.name == "feature_distill" for term in terms)
         self.clip_grad_norm = clip_grad_norm
 
-    def __call__(self, images: Tensor, labels: Tensor, tau: float) -> dict[str, Tensor]:
+    def __call__(
+        self, images: Tensor, labels: Tensor, tau: float, replayed: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Train on uint8 images (B, C, H, W) with labels (B,) (-1 = unlabelled).
 
-        ``tau`` is the momentum-encoder EMA rate for this step (ignored by methods without one).
+        ``tau`` is the momentum-encoder EMA rate for this step (ignored by methods without one);
+        ``replayed`` (B,) bool marks the replayed images (None: none is).
         Returns each term's unweighted value as a detached device tensor (no host sync).
         """
         with torch.no_grad(), record_function("kaizen.augment"):
             views = self.augment(images).contiguous(memory_format=self.memory_format)
         labels = labels.repeat(2)
+        replayed_rows = replayed.repeat(2) if replayed is not None else None
         with self.fabric.autocast():
             with record_function("kaizen.teacher"):
                 teacher_outputs = self.teacher(views) if self.teacher is not None else None
 
             def loss_fn(outputs: LearnerOutputs) -> LossValues:
-                return total_loss(self.terms, StepTensors(views, labels, outputs, teacher_outputs))
+                step = StepTensors(views, labels, outputs, teacher_outputs, replayed_rows)
+                return total_loss(self.terms, step)
 
             with record_function("kaizen.forward_and_losses"):
                 loss, values = self.module(views, with_distill=self.with_distill, loss_fn=loss_fn)

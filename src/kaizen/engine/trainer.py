@@ -313,7 +313,12 @@ class ContinualTrainer:
             optimizer.load_state_dict(resumed["optimizer"])
         optimizer = fabric.setup_optimizers(optimizer)
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
-        terms = task_terms(self.strategy, config.strategy, self.learner, self.teacher is not None)
+        teacher_classes = sorted(
+            {c for earlier in stream.tasks[: task.index] for c in earlier.classes}
+        )
+        terms = task_terms(
+            self.strategy, config.strategy, self.learner, self.teacher is not None, teacher_classes
+        )
         train_step = TrainStep(
             fabric,
             self.learner,
@@ -335,6 +340,13 @@ class ContinualTrainer:
             else None
         )
         replay_batch = config.replay.batch_size if replay_indices is not None else 0
+        world = fabric.world_size
+        replayed = (
+            torch.arange(batch_size // world + replay_batch // world, device=fabric.device)
+            >= batch_size // world
+            if replay_batch
+            else None
+        )
         settings = ssl_settings(config)
 
         def this_rank(global_batch: Tensor) -> Tensor:
@@ -380,7 +392,7 @@ class ContinualTrainer:
                 schedule.set(step)
                 tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
                 images = stream.train_images.gather(batch)
-                values = train_step(images, labels[batch.to(labels.device)], tau)
+                values = train_step(images, labels[batch.to(labels.device)], tau, replayed)
                 watch.observe(values, step)
                 step += 1
                 window_images += len(batch) * fabric.world_size
