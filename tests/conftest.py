@@ -99,10 +99,13 @@ def write_run(
     complete: bool = True,
     probes: Mapping[str, Sequence[Sequence[float]]] | None = None,
     data: str = "synthetic",
+    steps: int = 10,
+    settings: Mapping[str, Any] | None = None,
 ) -> Path:
     """A run directory with results.json and, unless ``wall_seconds`` is None, costs.json.
 
-    ``matrix`` has one row per trained task; ``probes`` maps a probe name to its matrix.
+    ``matrix`` has one row per trained task; ``probes`` maps a probe name to its matrix;
+    ``steps`` is every task's step count; ``settings`` maps dotted config keys to values.
     """
     num_tasks = len(matrix[0])
     trained = len(matrix)
@@ -134,7 +137,7 @@ def write_run(
                 "classes": [2 * i, 2 * i + 1],
                 "accuracies": list(matrix[i]),
                 "images_seen": images_seen[i],
-                "steps": 10,
+                "steps": steps,
                 "test_size": 16,
                 "negative_flip_rate": None if i == 0 else 0.125,
             }
@@ -142,6 +145,12 @@ def write_run(
         ],
         "environment": {"kaizen": "0.1.0", "torch": "2.x", "device": "cpu", "precision": "32"},
     }
+    for dotted, value in (settings or {}).items():
+        *sections, key = dotted.split(".")
+        node = results["config"]
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = value
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "results.json").write_text(json.dumps(results, indent=2))
     if wall_seconds is not None:

@@ -131,8 +131,11 @@ def test_csv_has_one_row_per_group_with_the_numbers(comparison):
 
 def test_markdown_and_html_show_the_aggregates_and_embed_the_charts(comparison):
     text = comparison.markdown.read_text()
-    assert "| simclr | kaizen | 0 1 | 0.7500 ± 0.0707 | 0.8250 ± 0.0236 | 0.1750 ± 0.0707 |" in text
-    assert "| simclr | kaizen | 33.0 | 3000 | 102.0 | 45.0% | 50.0% |" in text
+    assert (
+        "| simclr | kaizen | 10 | 0 1 | 0.7500 ± 0.0707 | 0.8250 ± 0.0236 | 0.1750 ± 0.0707 |"
+        in text
+    )
+    assert "| simclr | kaizen | 10 | 33.0 | 3000 | 102.0 | 45.0% | 50.0% |" in text
     charts = re.findall(r"\]\(([^)]+\.png)\)", text)
     assert len(charts) == 4  # one per metric of the table
     assert all((comparison.markdown.parent / name).is_file() for name in charts)
@@ -164,3 +167,63 @@ def test_nothing_complete_or_nothing_given(make_run, tmp_path):
 def test_strategy_order_puts_the_paper_strategies_first():
     names = ["scratch", "kaizen", "joint", "finetune", "kaizen"]
     assert strategy_order(names) == ["finetune", "kaizen", "scratch", "joint"]
+
+
+SEEN = {"strategy.classifier_distill_classes": "seen"}
+
+
+def test_a_variant_of_a_strategy_is_a_group_of_its_own(make_run, tmp_path):
+    runs = [
+        make_run(tmp_path / "paper0", matrix=SEED0),
+        make_run(tmp_path / "paper1", seed=1, matrix=SEED1, settings={"optim.lr": 1.0}),
+        make_run(tmp_path / "seen0", matrix=SEED1, settings=SEEN),
+        # a setting that differs only between SSL methods names no variant
+        make_run(tmp_path / "byol0", ssl="byol", settings={"optim.lr": 0.3}),
+    ]
+    comparison = compare_runs(runs, tmp_path / "out")
+    labels = [(g.ssl_method, g.strategy, g.seeds) for g in comparison.groups]
+    assert labels == [
+        ("simclr", "kaizen", (0, 1)),  # a missing key counts as its default
+        ("simclr", "kaizen[strategy.classifier_distill_classes=seen]", (0,)),
+        ("byol", "kaizen", (0,)),
+    ]
+
+
+def test_runs_of_several_budgets_are_drawn_against_steps_per_task(make_run, tmp_path):
+    runs = [
+        make_run(
+            tmp_path / f"{strategy}-e{epochs}-s{seed}",
+            strategy=strategy,
+            seed=seed,
+            matrix=matrix,
+            steps=9 * epochs,
+            settings={"train.epochs": epochs},
+        )
+        for epochs in (6, 18)
+        for strategy, matrix in (("finetune", FINETUNE), ("kaizen", SEED0))
+        for seed in (0, 1)
+    ]
+    comparison = compare_runs(runs, tmp_path / "out")
+    assert [(g.strategy, g.steps_per_task, g.budget[0]) for g in comparison.groups] == [
+        ("finetune", 54, 6),
+        ("finetune", 162, 18),
+        ("kaizen", 54, 6),
+        ("kaizen", 162, 18),
+    ]
+    text = comparison.markdown.read_text()
+    charts = re.findall(r"\]\(([^)]+\.png)\)", text)
+    assert sorted(charts) == sorted(
+        f"compare_budget_{name}.png"
+        for name in ("final_accuracy", "average_continual_accuracy", "forgetting", "plasticity")
+    )
+    assert "| simclr | kaizen | 162 | 0 1 | 0.7000 ± 0.0000 |" in text
+
+
+def test_accuracy_right_after_training_each_task(comparison):
+    kaizen = _group(comparison, "simclr", "kaizen")
+    # diagonals (0.9, 0.85, 0.8) and (0.9, 0.85, 0.9)
+    assert [s.mean for s in kaizen.just_trained] == pytest.approx([0.9, 0.85, 0.85])
+    assert kaizen.just_trained[2].std == pytest.approx(0.0707107, rel=1e-5)
+    assert "| simclr | kaizen | 10 | 0.900 ± 0.000 | 0.850 ± 0.000 | 0.850 ± 0.071 |" in (
+        comparison.markdown.read_text()
+    )

@@ -83,8 +83,8 @@ def test_sweep_runs_only_the_missing_points_and_compares_them_all(make_run, tmp_
     assert "skipped" in lines[0]
     assert "resuming" in lines[3]
     compare_md = tmp_path / "compare" / "compare.md"
-    assert "| simclr | kaizen | 0 1 |" in compare_md.read_text()
-    assert "| byol | kaizen | 0 1 |" in compare_md.read_text()
+    assert "| simclr | kaizen | 10 | 0 1 |" in compare_md.read_text()
+    assert "| byol | kaizen | 10 | 0 1 |" in compare_md.read_text()
 
 
 def test_a_failed_point_is_reported_and_the_others_still_run(make_run, tmp_path):
@@ -120,7 +120,7 @@ def test_a_failed_point_is_reported_and_the_others_still_run(make_run, tmp_path)
     assert (other / "config.yaml").read_bytes() == kept
     assert sum(": failed: " in line for line in lines) == 2
     # the point that finished is compared
-    assert "| simclr | kaizen | 2 |" in (tmp_path / "compare" / "compare.md").read_text()
+    assert "| simclr | kaizen | 10 | 2 |" in (tmp_path / "compare" / "compare.md").read_text()
 
 
 def test_sweep_with_everything_complete_runs_nothing(make_run, tmp_path):

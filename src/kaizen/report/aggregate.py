@@ -1,17 +1,26 @@
-"""Runs grouped by (SSL method, strategy) and aggregated over seeds.
+"""Runs grouped by (SSL method, strategy, budget) and aggregated over seeds.
+
+A group's strategy is the run's strategy name, followed by the settings that set it apart from
+other runs of the same SSL method and strategy name (``kaizen[strategy.classifier_distill_classes
+=seen]``), so variants of a method are compared as methods of their own. The budget is the
+training length (``train.epochs``, ``data.train_per_class``), shown as steps per task.
 
 Accuracy metrics are recomputed from each run's accuracy matrix with :mod:`kaizen.eval.metrics`,
 so every run is measured by the same formulas, and summarised as mean and sample standard
 deviation over seeds. Costs are totals over a run's tasks, averaged over seeds, and are compared
-with the ``scratch`` strategy (retraining from scratch on all data so far) of the same SSL method.
+with the ``scratch`` strategy (retraining from scratch on all data so far) of the same SSL method
+and budget.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from kaizen.config import RunConfig, to_plain
 from kaizen.eval.metrics import (
     Matrix,
     average_continual_accuracy,
@@ -63,14 +72,97 @@ class Costs:
     peak_memory_bytes: float | None
 
 
+BUDGET_KEYS = ("train.epochs", "data.train_per_class")
+"""The settings a budget study varies; a group's budget is their values."""
+
+# Settings that do not make runs different methods: identity, budget, logging, evaluation, paths.
+_NOT_METHOD = {
+    "name",
+    "seed",
+    "ssl.method",
+    "strategy.name",
+    "train.progress",
+    "train.log_every",
+    "train.num_threads",
+    "train.checkpoint_every_epochs",
+    "train.keep_checkpoints",
+    "data.path",
+    "data.cache_dir",
+    *BUDGET_KEYS,
+}
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Dotted keys of a config tree -> JSON text of their values."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value)
+    return flat
+
+
+def _shown(text: str) -> str:
+    value = json.loads(text)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def strategy_labels(runs: Sequence[Run]) -> list[str]:
+    """Each run's strategy label (see the module docstring), in ``runs`` order.
+
+    A setting joins the label when it varies among the runs of one (SSL method, strategy name)
+    and the run's value is not the schema default; keys a run's config lacks take the default.
+    """
+    defaults = _flat(to_plain(RunConfig()))
+    settings = [_flat(run.config) for run in runs]
+    labels = []
+    for run, own in zip(runs, settings, strict=True):
+        peers = [
+            flat
+            for other, flat in zip(runs, settings, strict=True)
+            if (other.ssl_method, other.strategy) == (run.ssl_method, run.strategy)
+        ]
+        keys = sorted({key for flat in peers for key in flat} - _NOT_METHOD)
+        varying = [
+            key
+            for key in keys
+            if not key.startswith("eval.")
+            and len({flat.get(key, defaults.get(key)) for flat in peers}) > 1
+        ]
+        extras = [
+            f"{key}={_shown(own.get(key, defaults.get(key, 'null')))}"
+            for key in varying
+            if own.get(key, defaults.get(key)) != defaults.get(key)
+        ]
+        labels.append(f"{run.strategy}[{','.join(extras)}]" if extras else run.strategy)
+    return labels
+
+
+def budget_of(run: Run) -> tuple[Any, ...]:
+    """The values of :data:`BUDGET_KEYS` in ``run``'s config (None where it lacks one)."""
+    flat = _flat(run.config)
+    return tuple(json.loads(flat[key]) if key in flat else None for key in BUDGET_KEYS)
+
+
+def steps_per_task(run: Run) -> float:
+    """Mean optimiser steps per task of ``run``."""
+    return statistics.fmean(task["steps"] for task in run.results["tasks"])
+
+
 @dataclass(frozen=True)
 class Group:
-    """The runs of one (SSL method, strategy) pair, over seeds."""
+    """The runs of one (SSL method, strategy label, budget), over seeds."""
 
     ssl_method: str
     strategy: str
+    budget: tuple[Any, ...]
+    steps_per_task: float
+    """Mean over the group's runs of their mean steps per task."""
     seeds: tuple[int, ...]
     accuracy: dict[str, Spread]
+    just_trained: list[Spread]
+    """a[i][i] for each task i: accuracy on a task right after training it, over seeds."""
     costs: Costs
     wall_saving: float | None
     """1 - wall time / wall time of scratch with the same SSL method; None without scratch."""
@@ -109,36 +201,49 @@ def strategy_order(strategies: Iterable[str]) -> list[str]:
 
 
 def group_runs(runs: Sequence[Run]) -> list[Group]:
-    """One :class:`Group` per (SSL method, strategy) of complete ``runs``.
+    """One :class:`Group` per (SSL method, strategy label, budget) of complete ``runs``.
 
     Groups are ordered by SSL method (as the runs first name them), then by
-    :func:`strategy_order`.
+    :func:`strategy_order` of the labels, then by steps per task.
     """
-    ssl_methods = list(dict.fromkeys(run.ssl_method for run in runs))
-    strategies = strategy_order(run.strategy for run in runs)
-    pairs = [
-        (ssl, strategy)
-        for ssl in ssl_methods
-        for strategy in strategies
-        if any(run.ssl_method == ssl and run.strategy == strategy for run in runs)
+    labels = strategy_labels(runs)
+    keyed = [
+        ((run.ssl_method, label, budget_of(run)), run)
+        for run, label in zip(runs, labels, strict=True)
     ]
-    members = {
-        pair: [run for run in runs if (run.ssl_method, run.strategy) == pair] for pair in pairs
+    members: dict[tuple[str, str, tuple[Any, ...]], list[Run]] = {}
+    for key, run in keyed:
+        members.setdefault(key, []).append(run)
+    ssl_order = list(dict.fromkeys(run.ssl_method for run in runs))
+    label_order = strategy_order(labels)
+    steps = {
+        key: statistics.fmean(steps_per_task(run) for run in group)
+        for key, group in members.items()
     }
-    costs = {pair: _costs(group) for pair, group in members.items()}
+    ordered = sorted(
+        members,
+        key=lambda key: (ssl_order.index(key[0]), label_order.index(key[1]), steps[key]),
+    )
+    costs = {key: _costs(members[key]) for key in ordered}
     groups = []
-    for (ssl, strategy), group in members.items():
-        scratch = costs.get((ssl, SCRATCH))
-        own = costs[(ssl, strategy)]
+    for key in ordered:
+        ssl, label, budget = key
+        group = members[key]
+        scratch = costs.get((ssl, SCRATCH, budget))
+        own = costs[key]
+        tasks = min(len(run.matrix) for run in group)
         groups.append(
             Group(
                 ssl_method=ssl,
-                strategy=strategy,
+                strategy=label,
+                budget=budget,
+                steps_per_task=steps[key],
                 seeds=tuple(sorted(run.seed for run in group)),
                 accuracy={
                     name: spread([metric(run.matrix) for run in group])
                     for name, (_, metric) in ACCURACY_METRICS.items()
                 },
+                just_trained=[spread([run.matrix[i][i] for run in group]) for i in range(tasks)],
                 costs=own,
                 wall_saving=_saving(own.wall_seconds, scratch.wall_seconds if scratch else None),
                 images_saving=_saving(own.images_seen, scratch.images_seen if scratch else None),

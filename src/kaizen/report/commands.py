@@ -43,7 +43,7 @@ def _print_paths(console: Console, *paths: Path) -> None:
 
 def _print_comparison(console: Console, comparison: Comparison) -> None:
     table = Table(title="Comparison (mean ± std over seeds)")
-    for column in ("SSL method", "strategy", "seeds"):
+    for column in ("SSL method", "strategy", "steps/task", "seeds"):
         table.add_column(column)
     for label, _ in ACCURACY_METRICS.values():
         table.add_column(label, justify="right")
@@ -51,6 +51,7 @@ def _print_comparison(console: Console, comparison: Comparison) -> None:
         table.add_row(
             group.ssl_method,
             group.strategy,
+            f"{group.steps_per_task:.0f}",
             group.seed_text,
             *(str(group.accuracy[name]) for name in ACCURACY_METRICS),
         )

@@ -17,7 +17,7 @@ from kaizen.report.aggregate import (
     strategy_order,
 )
 from kaizen.report.document import Document, cell
-from kaizen.report.plots import grouped_bars
+from kaizen.report.plots import budget_lines, grouped_bars
 from kaizen.report.runs import Run, load_run
 
 _MIB = 2**20
@@ -50,20 +50,39 @@ def _check_one_setting(runs: Sequence[Run]) -> str:
     return next(iter(settings))
 
 
+def _steps(group: Group) -> str:
+    return f"{group.steps_per_task:.0f}"
+
+
 def _accuracy_section(document: Document, groups: Sequence[Group]) -> None:
     document.heading("Accuracy")
     document.table(
-        ["SSL method", "strategy", "seeds", *(label for label, _ in ACCURACY_METRICS.values())],
+        [
+            "SSL method",
+            "strategy",
+            "steps/task",
+            "seeds",
+            *(label for label, _ in ACCURACY_METRICS.values()),
+        ],
         [
             [
                 group.ssl_method,
                 group.strategy,
+                _steps(group),
                 group.seed_text,
                 *(str(group.accuracy[name]) for name in ACCURACY_METRICS),
             ]
             for group in groups
         ],
     )
+    if len({group.budget for group in groups}) > 1:
+        _budget_figures(document, groups)
+    else:
+        _bar_figures(document, groups)
+    _just_trained_table(document, groups)
+
+
+def _bar_figures(document: Document, groups: Sequence[Group]) -> None:
     ssl_methods = list(dict.fromkeys(group.ssl_method for group in groups))
     strategies = strategy_order(group.strategy for group in groups)
     by_pair = {(group.ssl_method, group.strategy): group for group in groups}
@@ -78,6 +97,50 @@ def _accuracy_section(document: Document, groups: Sequence[Group]) -> None:
         document.figure(name, png, f"{label} by SSL method and strategy; error bars: std")
 
 
+def _budget_figures(document: Document, groups: Sequence[Group]) -> None:
+    """Each metric against steps per task: one panel per SSL method, one line per strategy."""
+    document.paragraph(
+        "The runs span several training budgets: each metric is drawn against the optimiser "
+        "steps per task, one line per strategy, error bars the std over seeds."
+    )
+    ssl_methods = list(dict.fromkeys(group.ssl_method for group in groups))
+    strategies = strategy_order(group.strategy for group in groups)
+    for name, (label, _) in ACCURACY_METRICS.items():
+        panels = {
+            ssl: {
+                strategy: [
+                    (g.steps_per_task, g.accuracy[name].mean, g.accuracy[name].std)
+                    for g in groups
+                    if (g.ssl_method, g.strategy) == (ssl, strategy)
+                ]
+                for strategy in strategies
+            }
+            for ssl in ssl_methods
+        }
+        png = budget_lines(panels, f"{label} against the training budget", label)
+        document.figure(f"budget_{name}", png, f"{label} against steps per task; error bars: std")
+
+
+def _just_trained_table(document: Document, groups: Sequence[Group]) -> None:
+    tasks = max(len(group.just_trained) for group in groups)
+    document.paragraph(
+        "Accuracy on each task right after training it, a[i][i] (its mean is the plasticity):"
+    )
+    document.table(
+        ["SSL method", "strategy", "steps/task", *(f"task {i}" for i in range(tasks))],
+        [
+            [
+                group.ssl_method,
+                group.strategy,
+                _steps(group),
+                *(f"{spread.mean:.3f} ± {spread.std:.3f}" for spread in group.just_trained),
+                *([""] * (tasks - len(group.just_trained))),
+            ]
+            for group in groups
+        ],
+    )
+
+
 def _cost_section(document: Document, groups: Sequence[Group]) -> None:
     document.heading("Cost")
     document.paragraph(
@@ -89,6 +152,7 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
         [
             "SSL method",
             "strategy",
+            "steps/task",
             "wall time (s)",
             "images processed",
             "peak memory (MiB)",
@@ -99,6 +163,7 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
             [
                 group.ssl_method,
                 group.strategy,
+                _steps(group),
                 cell(group.costs.wall_seconds, digits=1),
                 cell(group.costs.images_seen, digits=0),
                 cell(_megabytes(group.costs.peak_memory_bytes), digits=1),
@@ -134,6 +199,7 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
             [
                 "ssl_method",
                 "strategy",
+                "steps_per_task",
                 "seeds",
                 *(f"{name}_{part}" for name in ACCURACY_METRICS for part in ("mean", "std")),
                 "wall_seconds",
@@ -155,6 +221,7 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 [
                     group.ssl_method,
                     group.strategy,
+                    group.steps_per_task,
                     group.seed_text,
                     *(
                         value
@@ -167,7 +234,7 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> Comparison:
-    """Aggregate complete runs by (SSL method, strategy) over seeds and write the comparison.
+    """Aggregate complete runs by (SSL method, strategy, budget) over seeds; write the comparison.
 
     Writes ``compare.md`` (charts as PNG files beside it), a self-contained ``compare.html`` and
     ``compare.csv`` (one row per group) to ``out_dir``. Incomplete runs are listed but left out;

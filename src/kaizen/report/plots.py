@@ -100,3 +100,32 @@ def grouped_bars(
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return png_bytes(figure)
+
+
+def budget_lines(
+    panels: Mapping[str, Mapping[str, Sequence[tuple[float, float, float]]]],
+    title: str,
+    ylabel: str,
+) -> bytes:
+    """One panel per key of ``panels`` (e.g. SSL methods), one line per series in each.
+
+    Args:
+        panels: panel -> series (e.g. strategy) -> points (x, mean, error half-height); the x
+            axis (steps per task) is logarithmic. Series without points draw nothing.
+    """
+    figure = Figure(figsize=(4.2 * len(panels) + 1.8, 3.8))
+    axes_row = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for axes, (panel, series) in zip(axes_row, panels.items(), strict=True):
+        for label, points in series.items():
+            if not points:
+                continue
+            xs, means, errors = zip(*sorted(points), strict=True)
+            axes.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=label)
+        axes.set_xscale("log")
+        axes.set_xlabel("optimiser steps per task")
+        axes.set_title(panel)
+        axes.grid(alpha=0.3)
+    axes_row[0].set_ylabel(ylabel)
+    axes_row[-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    figure.suptitle(title)
+    return png_bytes(figure)
