@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from kaizen.config import RunConfig, build_config, load_yaml
+from kaizen.config import RunConfig, build_config, load_yaml, runtime_overrides
 from kaizen.engine.rundir import read_run_config
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.presets import load_preset
@@ -53,7 +53,13 @@ def run(
     return trainer.run()
 
 
-def resume(out_dir: str | Path, console: Console | None = None) -> Result:
-    """Continue the run in ``out_dir`` from its newest valid checkpoint."""
-    config = read_run_config(Path(out_dir))
+def resume(
+    out_dir: str | Path, console: Console | None = None, overrides: Sequence[str] = ()
+) -> Result:
+    """Continue the run in ``out_dir`` from its newest valid checkpoint.
+
+    ``overrides`` may change where and how it executes (:data:`kaizen.config.RUNTIME_KEYS`:
+    ``train.accelerator=cpu`` continues a GPU run on a CPU, say), nothing else.
+    """
+    config = runtime_overrides(read_run_config(Path(out_dir)), overrides)
     return ContinualTrainer(config, Path(out_dir), console).run(resume=True)

@@ -62,7 +62,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _resume(args: argparse.Namespace, console: Console) -> int:
     out_dir = Path(args.dir)
-    return _summary(resume(out_dir, console), out_dir, console)
+    return _summary(resume(out_dir, console, args.overrides), out_dir, console)
 
 
 def _presets(args: argparse.Namespace, console: Console) -> int:
@@ -116,9 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         "resume",
         help="continue a run from its newest valid checkpoint",
         description="Continue the run in DIR from its newest valid checkpoint, with the config "
-        "it was started with; a corrupt checkpoint is reported and the previous one used.",
+        "it was started with (runtime settings such as train.accelerator may be changed); a "
+        "corrupt checkpoint is reported and the previous one used.",
     )
     resume_parser.add_argument("dir", help="the run directory")
+    resume_parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="where and how to go on, e.g. train.accelerator=cpu (train.* runtime keys only)",
+    )
     resume_parser.set_defaults(handler=_resume)
 
     presets = commands.add_parser("presets", help="list the presets")

@@ -411,3 +411,41 @@ def build_config(tree: dict[str, Any], overrides: Sequence[str] = ()) -> RunConf
 def to_plain(config: RunConfig) -> dict[str, Any]:
     """A JSON-ready dict of the config (paths as strings)."""
     return config.model_dump(mode="json")
+
+
+RUNTIME_KEYS = (
+    "train.accelerator",
+    "train.devices",
+    "train.num_nodes",
+    "train.strategy",
+    "train.precision",
+    "train.channels_last",
+    "train.compile",
+    "train.sync_batchnorm",
+    "train.num_threads",
+    "train.progress",
+    "train.log_every",
+)
+"""Settings of where and how a run executes; a resumed run may change them (another machine)."""
+
+
+def without_runtime(plain: dict[str, Any]) -> dict[str, Any]:
+    """``plain`` (from :func:`to_plain`) without the :data:`RUNTIME_KEYS`."""
+    trimmed = copy.deepcopy(plain)
+    for dotted in RUNTIME_KEYS:
+        section, key = dotted.split(".")
+        trimmed.get(section, {}).pop(key, None)
+    return trimmed
+
+
+def runtime_overrides(config: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """``config`` with ``overrides`` that may only name :data:`RUNTIME_KEYS`."""
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        if key not in RUNTIME_KEYS:
+            raise ConfigError(
+                f"`kaizen resume` changes only where and how a run executes "
+                f"({', '.join(RUNTIME_KEYS)}); '{key}' would change the run itself: start a new "
+                "one with `kaizen run`"
+            )
+    return build_config(to_plain(config), overrides)

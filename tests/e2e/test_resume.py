@@ -39,11 +39,11 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     original = TrainStep.__call__
     calls = {"count": 0}
 
-    def step(self, images, labels, tau):
+    def step(self, images, labels, tau, replayed=None):
         calls["count"] += 1
         if calls["count"] == call:
             os.kill(os.getpid(), signal.SIGINT)
-        return original(self, images, labels, tau)
+        return original(self, images, labels, tau, replayed)
 
     monkeypatch.setattr(TrainStep, "__call__", step)
 

@@ -23,7 +23,7 @@ from rich.console import Console
 from torch import Tensor
 
 import kaizen
-from kaizen.config import RunConfig, to_plain
+from kaizen.config import RunConfig, to_plain, without_runtime
 from kaizen.continual.learner import Learner, build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
 from kaizen.continual.teacher import Teacher
@@ -254,7 +254,7 @@ class ContinualTrainer:
         state, path = found
         if state.get("format") != CHECKPOINT_FORMAT:
             raise KaizenError(f"{path} has checkpoint format {state.get('format')}; expected 1")
-        if state["config"] != to_plain(self.config):
+        if without_runtime(state["config"]) != without_runtime(to_plain(self.config)):
             raise KaizenError(
                 f"{path} was written with another config than {self.out_dir / 'config.yaml'}; "
                 "restore that file or start a new run"
@@ -277,7 +277,15 @@ class ContinualTrainer:
         self.result.random_init = state["random_init"]
         self.previous_correct = state["previous_correct"]
         restore_rng(state["rng"])
-        self.sampler.set_state(state["sampler_rng"])
+        saved_sampler = state["sampler_rng"]
+        if saved_sampler.numel() == self.sampler.get_state().numel():
+            self.sampler.set_state(saved_sampler)
+        else:  # written on another kind of device, whose generator state does not transfer
+            self._warn(
+                "the checkpoint was written on another kind of device: batches from here on "
+                "are drawn in another order than an uninterrupted run's"
+            )
+            self.sampler.manual_seed(self.config.seed + 1 + position.task)
         return position
 
     # -- one task ------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``,
 the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and
-augmentations differ), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
+augmentations differ), the family's own overlay for that method in ``<family>/<ssl>.yaml`` when
+it has one (VICReg's gradient clipping on Fashion-MNIST), and the strategy's name. ``demo`` is
+``fmnist-simclr-kaizen`` named demo.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ def _preset_dir() -> Path:
 
 def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
     tree = load_yaml(_preset_dir() / f"{family}.yaml")
-    overlay = _preset_dir() / "ssl" / f"{ssl}.yaml"
-    if overlay.exists():
-        tree = deep_merge(tree, load_yaml(overlay))
+    for overlay in (_preset_dir() / "ssl" / f"{ssl}.yaml", _preset_dir() / family / f"{ssl}.yaml"):
+        if overlay.exists():
+            tree = deep_merge(tree, load_yaml(overlay))
     return deep_merge(
         tree,
         {
