@@ -31,6 +31,7 @@ from kaizen.bench.commands import (
     write_report,
 )
 from kaizen.bench.layouts import compare_layouts
+from kaizen.bench.paper_run import PaperRun, extrapolate
 from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import TwoViewDataset
 from kaizen.bench.throughput import bench_data
@@ -209,7 +210,7 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     options = (
         "--device cpu --steps 1 --warmup 1 --workers 1 --tasks 2 --steps-per-task 1 --profile "
-        "--layouts 1 --repeats 2"
+        "--layouts 1 --repeats 2 --paper-run"
     )
     args = _parser().parse_args(
         ["bench", "--preset", str(preset), *options.split(), "--out", str(out)]
@@ -228,3 +229,25 @@ def test_bench_command_writes_the_report(tiny, tmp_path: Path) -> None:
     assert "kaizen.backward" in saved["kaizen_profile"]["parts"] and "kaizen.backward" in printed
     assert len(saved["layouts"]["seconds_per_step"]["channels_last"]) == 1
     assert "channels-last speed-up" in printed
+    paper = saved["paper_run"]
+    assert paper["evaluation"]["images_per_second"] > 0
+    assert paper["total_minutes"] * 60 == pytest.approx(
+        paper["steps"] * saved["kaizen_step"]["seconds_per_step"] + paper["evaluation_seconds"]
+    )
+    assert "paper-scale run" in printed
+
+
+def test_the_paper_run_counts_its_steps_and_evaluated_images() -> None:
+    run = PaperRun(
+        tasks=2, epochs_per_task=3, train_images_per_task=1000, test_images=100, batch_size=256
+    )
+    assert run.steps == 2 * 3 * 3  # 1000 // 256 = 3 full batches per epoch
+    # per task: the test set for the classifier, then the training images seen so far and the
+    # test set for the probes: (100 + 1000 + 100) + (100 + 2000 + 100)
+    assert run.evaluated_images == 3400
+    plan = extrapolate(0.5, 100.0, run)
+    assert plan["train_seconds"] == pytest.approx(9.0)
+    assert plan["evaluation_seconds"] == pytest.approx(34.0)
+    assert plan["total_minutes"] == pytest.approx(43.0 / 60)
+    # the paper's run: 5 x 500 epochs of 39 full batches
+    assert PaperRun().steps == 5 * 500 * 39

@@ -23,6 +23,7 @@ from rich.table import Table
 import kaizen
 from kaizen.api import resolve_config
 from kaizen.bench.layouts import compare_layouts
+from kaizen.bench.paper_run import extrapolate, measure_evaluation
 from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import measure_reference_input, measure_reference_step
 from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
@@ -288,6 +289,14 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         layouts = compare_layouts(
             config, repeats=args.layouts, warmup=args.warmup, steps=args.steps
         )
+    paper_run = None
+    if args.paper_run:
+        console.print("measuring the evaluation forward for the paper-scale extrapolation")
+        evaluation = measure_evaluation(config, warmup=args.warmup, steps=args.steps)
+        paper_run = {
+            "evaluation": evaluation,
+            **extrapolate(kaizen_step["seconds_per_step"], evaluation["images_per_second"]),
+        }
     task_seconds: list[float] = []
     if args.tasks:
         console.print(f"measuring {args.tasks} tasks of {args.steps_per_task} steps")
@@ -295,6 +304,7 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     report = build_report(
         config, settings, kaizen_step, reference_step, task_seconds, inputs, profile, layouts
     )
+    report["paper_run"] = paper_run
     console.print(_steps_table(report))
     console.print(_inputs_table(inputs))
     if profile is not None:
@@ -303,6 +313,12 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         console.print(_layouts_table(layouts))
     if report["task_scaling"] is not None:
         console.print(_scaling_table(report["task_scaling"]))
+    if paper_run is not None:
+        console.print(
+            f"paper-scale run (5 tasks x 500 epochs x 10,000 images, with evaluation), "
+            f"extrapolated: {paper_run['total_minutes']:.1f} minutes "
+            f"(target <= {paper_run['target_minutes']:.0f})"
+        )
     out = Path(
         args.out
         or DEFAULT_OUT.format(device=bench_device(config).type, backbone=config.model.backbone)
@@ -387,6 +403,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="also time the kaizen step channels-first and channels-last alternately, this many "
         "times each (default 0 = skip)",
+    )
+    bench.add_argument(
+        "--paper-run",
+        action="store_true",
+        help="also measure the evaluation forward and extrapolate the paper-scale split "
+        "CIFAR-100 run (5 tasks x 500 epochs x 10,000 images) from the Kaizen step",
     )
     bench.add_argument("--out", help=f"JSON report (default {DEFAULT_OUT})")
     bench.set_defaults(handler=run_bench)
