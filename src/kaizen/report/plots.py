@@ -111,17 +111,23 @@ def budget_lines(
 
     Args:
         panels: panel -> series (e.g. strategy) -> points (x, mean, error half-height); the x
-            axis (steps per task) is logarithmic. Series without points draw nothing.
+            axis (steps per task) is logarithmic, ticked at the points' x values, and the series
+            are drawn slightly apart so that their error bars do not hide each other. Series
+            without points draw nothing.
     """
     figure = Figure(figsize=(4.2 * len(panels) + 1.8, 3.8))
     axes_row = figure.subplots(1, len(panels), squeeze=False, sharey=True)[0]
     for axes, (panel, series) in zip(axes_row, panels.items(), strict=True):
-        for label, points in series.items():
-            if not points:
-                continue
-            xs, means, errors = zip(*sorted(points), strict=True)
-            axes.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=label)
+        drawn = [(label, sorted(points)) for label, points in series.items() if points]
+        for index, (label, points) in enumerate(drawn):
+            xs, means, errors = zip(*points, strict=True)
+            apart = 1.0 + 0.025 * (index - (len(drawn) - 1) / 2)
+            shown = [x * apart for x in xs]
+            axes.errorbar(shown, means, yerr=errors, marker="o", capsize=3, label=label)
+        ticks = sorted({x for _, points in drawn for x, _, _ in points})
         axes.set_xscale("log")
+        axes.set_xticks(ticks, [f"{x:.0f}" for x in ticks])
+        axes.minorticks_off()
         axes.set_xlabel("optimiser steps per task")
         axes.set_title(panel)
         axes.grid(alpha=0.3)
