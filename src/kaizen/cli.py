@@ -146,9 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse ``argv``, with ``key=value`` overrides allowed before, between and after options.
+
+    argparse stops filling a ``nargs="*"`` positional at the first option, so the overrides that
+    follow options would be refused; they join the command's overrides instead. Anything else
+    left over is reported by argparse as usual.
+    """
+    args, extras = parser.parse_known_args(argv)
+    overrides = [text for text in extras if "=" in text and not text.startswith("-")]
+    if len(overrides) < len(extras) or (overrides and not hasattr(args, "overrides")):
+        parser.parse_args(argv)  # exits with argparse's message about the unknown arguments
+    if overrides:
+        args.overrides = [*args.overrides, *overrides]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kaizen`` console script; bad input exits 2 with one line."""
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(build_parser(), argv)
     console = Console(stderr=False)
     try:
         return args.handler(args, console)

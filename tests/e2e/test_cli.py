@@ -103,3 +103,30 @@ def test_console_script_reports_a_missing_data_path_without_traceback(tmp_path: 
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().count("\n") == 0
     assert "missing" in completed.stderr and "data.path" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sweep", "fmnist", "--ssl", "byol", "--out", "R", "train.epochs=2", "seed=1"],
+        ["sweep", "--ssl", "byol", "fmnist", "train.epochs=2", "--out", "R", "seed=1"],
+        ["sweep", "--ssl", "byol", "--out", "R", "fmnist", "train.epochs=2", "seed=1"],
+    ],
+)
+def test_overrides_may_come_before_between_or_after_the_options(argv: list[str]) -> None:
+    from kaizen.cli import build_parser, parse_arguments
+
+    args = parse_arguments(build_parser(), argv)
+    assert (args.config, args.overrides, args.ssl, args.out) == (
+        "fmnist",
+        ["train.epochs=2", "seed=1"],
+        ["byol"],
+        "R",
+    )
+
+
+def test_an_unknown_option_is_still_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["sweep", "fmnist", "--no-such-option", "train.epochs=2"])
+    assert stopped.value.code == 2
+    assert "--no-such-option" in capsys.readouterr().err

@@ -111,8 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "sweep",
         help="run SSL methods x strategies x seeds, then compare",
         description="Run every (SSL method, strategy, seed) into ROOT/<ssl>-<strategy>-seed<seed> "
-        "one after another, skipping complete runs, then compare them into ROOT/compare. Give "
-        "the preset and its key=value overrides together, after (or before) the options.",
+        "one after another, skipping complete runs and resuming interrupted ones, then compare "
+        "them into ROOT/compare. key=value overrides may stand anywhere among the options.",
     )
     sweep_parser.add_argument(
         "config",
