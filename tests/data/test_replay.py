@@ -179,3 +179,13 @@ def test_state_dict_round_trip_reproduces_later_selections(config):
     fresh.load_state_dict({**state, "rng": torch.Generator().manual_seed(99).get_state()})
     fresh.add(*_labelled([2, 3, 4], 12))
     assert not torch.equal(fresh.indices, original.indices)  # the generator state matters
+
+
+def test_replayed_rows_mark_the_rows_after_the_current_ones():
+    import torch
+
+    from kaizen.data.replay import replayed_rows
+
+    rows = replayed_rows(3, 2, torch.device("cpu"))
+    assert rows.tolist() == [False, False, False, True, True]
+    assert replayed_rows(4, 0, torch.device("cpu")) is None

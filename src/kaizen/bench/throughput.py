@@ -23,7 +23,7 @@ from kaizen.continual.learner import build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, task_terms
 from kaizen.continual.teacher import Teacher
 from kaizen.data.augment import augment_for
-from kaizen.data.replay import ReplayBuffer
+from kaizen.data.replay import ReplayBuffer, replayed_rows
 from kaizen.data.store import ImageStore
 from kaizen.data.synthetic import make_synthetic
 from kaizen.engine.hardware import check_hardware, resolved_accelerator
@@ -144,11 +144,7 @@ class DeviceInput:
             data.current.to(self.store.index_device), batch_size, total_steps
         )
         replay_rows = self.replay_batch_size if self.replay is not None else 0
-        self.replayed = (
-            torch.arange(batch_size + replay_rows, device=device) >= batch_size
-            if replay_rows
-            else None
-        )
+        self.replayed = replayed_rows(batch_size, replay_rows, device)
         """(B,) bool: the replayed rows of every batch, or None when nothing is replayed."""
 
     def batch(self, index: int) -> tuple[Tensor, Tensor]:

@@ -78,3 +78,11 @@ class ReplayBuffer:
         self.indices = state["indices"]
         self.labels = state["labels"]
         self.generator.set_state(state["rng"])
+
+
+def replayed_rows(current: int, replayed: int, device: torch.device) -> Tensor | None:
+    """(current + replayed,) bool marking the replayed rows of a batch laid out as its current
+    images followed by its replayed ones; None when nothing is replayed."""
+    if replayed == 0:
+        return None
+    return torch.arange(current + replayed, device=device) >= current

@@ -27,7 +27,7 @@ from kaizen.config import RunConfig, to_plain, without_runtime
 from kaizen.continual.learner import Learner, build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
 from kaizen.continual.teacher import Teacher
-from kaizen.data.replay import ReplayBuffer
+from kaizen.data.replay import ReplayBuffer, replayed_rows
 from kaizen.data.scenario import Task, training_labels
 from kaizen.engine.checkpoints import CheckpointStore, Position
 from kaizen.engine.hardware import check_hardware
@@ -349,12 +349,7 @@ class ContinualTrainer:
         )
         replay_batch = config.replay.batch_size if replay_indices is not None else 0
         world = fabric.world_size
-        replayed = (
-            torch.arange(batch_size // world + replay_batch // world, device=fabric.device)
-            >= batch_size // world
-            if replay_batch
-            else None
-        )
+        replayed = replayed_rows(batch_size // world, replay_batch // world, fabric.device)
         settings = ssl_settings(config)
 
         def this_rank(global_batch: Tensor) -> Tensor:
