@@ -438,6 +438,19 @@ def without_runtime(plain: dict[str, Any]) -> dict[str, Any]:
     return trimmed
 
 
+def same_run(saved: dict[str, Any], config: RunConfig) -> bool:
+    """Whether a checkpoint's config tree ``saved`` describes the run ``config`` describes.
+
+    The saved tree is read through the current schema first, so a key added since (with a
+    default) does not make it another run; the :data:`RUNTIME_KEYS` may differ.
+    """
+    try:
+        current = validate_config(saved)
+    except ConfigError:
+        return False
+    return without_runtime(to_plain(current)) == without_runtime(to_plain(config))
+
+
 def runtime_overrides(config: RunConfig, overrides: Sequence[str]) -> RunConfig:
     """``config`` with ``overrides`` that may only name :data:`RUNTIME_KEYS`."""
     for text in overrides:

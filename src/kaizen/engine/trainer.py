@@ -23,7 +23,7 @@ from rich.console import Console
 from torch import Tensor
 
 import kaizen
-from kaizen.config import RunConfig, to_plain, without_runtime
+from kaizen.config import RunConfig, same_run, to_plain
 from kaizen.continual.learner import Learner, build_learner, ssl_settings
 from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
 from kaizen.continual.teacher import Teacher
@@ -254,7 +254,7 @@ class ContinualTrainer:
         state, path = found
         if state.get("format") != CHECKPOINT_FORMAT:
             raise KaizenError(f"{path} has checkpoint format {state.get('format')}; expected 1")
-        if without_runtime(state["config"]) != without_runtime(to_plain(self.config)):
+        if not same_run(state["config"], self.config):
             raise KaizenError(
                 f"{path} was written with another config than {self.out_dir / 'config.yaml'}; "
                 "restore that file or start a new run"
