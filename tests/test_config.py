@@ -276,7 +276,7 @@ def test_load_yaml_does_not_construct_python_objects(tmp_path: Path):
 # ---------------------------------------------------------------------------- presets
 
 SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
-STRATEGIES = ("finetune", "cassle", "kaizen")
+STRATEGIES = ("finetune", "cassle", "kaizen", "kaizen-replay-kd")
 PAPER_PRESETS = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
 
 
@@ -287,7 +287,7 @@ def test_preset_names_are_the_demo_and_both_families():
     names = preset_names()
     assert names[0] == "demo"
     assert sorted(names[1:]) == sorted(PAPER_PRESETS + FMNIST_PRESETS)
-    assert len(set(names)) == 25
+    assert len(set(names)) == 33
 
 
 @pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS, *FMNIST_PRESETS])
@@ -310,7 +310,7 @@ def test_vicreg_overlay_applies_to_every_family():
 
 @pytest.mark.parametrize("name", PAPER_PRESETS)
 def test_paper_presets_name_their_method_and_strategy(name):
-    _, ssl, strategy = name.split("-")
+    _, ssl, strategy = name.split("-", 2)
     config = build_config(load_preset(name))
     assert config.ssl.method == ssl
     assert config.strategy.name == strategy

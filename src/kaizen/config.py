@@ -131,7 +131,7 @@ class SSLConfig(Section):
     tau_final: float | None = Field(None, ge=0.0, le=1.0)
 
 
-StrategyName = Literal["finetune", "cassle", "kaizen", "joint", "scratch"]
+StrategyName = Literal["finetune", "cassle", "kaizen", "kaizen-replay-kd", "joint", "scratch"]
 
 
 class StrategyConfig(Section):

@@ -108,3 +108,13 @@ def test_each_classifier_distillation_variant_trains_another_classifier(
     ours, theirs = _classifier_weights(tmp_path / "variant"), _classifier_weights(paper)
     assert ours.keys() == theirs.keys()
     assert any(not torch.equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_kaizen_replay_kd_is_kaizen_with_the_replay_rows_option(tiny, tmp_path: Path) -> None:
+    import torch
+
+    named = tmp_path / "named"
+    kaizen.run(tiny("kaizen-replay-kd"), named)
+    kaizen.run(tiny("kaizen"), tmp_path / "option", ["strategy.classifier_distill_rows=replay"])
+    ours, theirs = _classifier_weights(named), _classifier_weights(tmp_path / "option")
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)

@@ -3,6 +3,7 @@
 - finetune: SSL + classifier CE (the paper's "No Distill"); replay; current task; model carried.
 - cassle: SSL + feature KD + classifier CE; replay; current task; model carried.
 - kaizen: SSL + feature KD + classifier CE + classifier KD; replay; current task; model carried.
+- kaizen-replay-kd: kaizen with the classifier KD on the replayed images only.
 - joint: SSL + classifier CE (upper bound); no replay; all tasks so far; model carried.
 - scratch: SSL + classifier CE (retraining baseline); no replay; all tasks so far; fresh model.
 
@@ -35,6 +36,8 @@ class Strategy:
     replay: bool
     cumulative_data: bool
     fresh_model_each_task: bool
+    classifier_distill_on_replay_only: bool = False
+    """Classifier KD on the replayed rows only, whatever ``strategy.classifier_distill_rows``."""
 
     @property
     def needs_teacher(self) -> bool:
@@ -45,6 +48,7 @@ STRATEGIES: dict[str, Strategy] = {
     "finetune": Strategy("finetune", False, False, True, False, False),
     "cassle": Strategy("cassle", True, False, True, False, False),
     "kaizen": Strategy("kaizen", True, True, True, False, False),
+    "kaizen-replay-kd": Strategy("kaizen-replay-kd", True, True, True, False, False, True),
     "joint": Strategy("joint", False, False, False, True, False),
     "scratch": Strategy("scratch", False, False, False, True, True),
 }
@@ -84,7 +88,8 @@ def task_terms(
                 classifier_distill_term(
                     config.classifier_distill_temperature,
                     teacher_classes if config.classifier_distill_classes == "seen" else None,
-                    replay_rows_only=config.classifier_distill_rows == "replay",
+                    replay_rows_only=strategy.classifier_distill_on_replay_only
+                    or config.classifier_distill_rows == "replay",
                 ),
             )
         )

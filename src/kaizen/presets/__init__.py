@@ -3,7 +3,8 @@
 A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``,
 the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and
 augmentations differ), the family's own overlay for that method in ``<family>/<ssl>.yaml`` when
-it has one (VICReg's gradient clipping on Fashion-MNIST), and the strategy's name. ``demo`` is
+it has one (VICReg's gradient clipping on Fashion-MNIST), and the strategy's name (the paper's
+three and ``kaizen-replay-kd``). ``demo`` is
 ``fmnist-simclr-kaizen`` named demo.
 """
 
@@ -19,6 +20,7 @@ from kaizen.errors import ConfigError
 FAMILIES = ("fmnist", "cifar100")
 SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
+PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd")
 DEMO = ("fmnist", "simclr", "kaizen")
 
 
@@ -49,7 +51,7 @@ def preset_names() -> list[str]:
             f"{family}-{ssl}-{strategy}"
             for family in FAMILIES
             for ssl in SSL_NAMES
-            for strategy in PAPER_STRATEGIES
+            for strategy in PRESET_STRATEGIES
         ),
     ]
 
@@ -58,10 +60,10 @@ def load_preset(name: str) -> dict[str, Any]:
     """The config tree of preset ``name``."""
     if name == "demo":
         return deep_merge(_family_preset(*DEMO), {"name": "demo"})
-    parts = name.split("-")
+    parts = name.split("-", 2)
     if len(parts) == 3:
         family, ssl, strategy = parts
-        if family in FAMILIES and ssl in SSL_NAMES and strategy in PAPER_STRATEGIES:
+        if family in FAMILIES and ssl in SSL_NAMES and strategy in PRESET_STRATEGIES:
             return _family_preset(family, ssl, strategy)
     raise ConfigError(
         f"unknown preset '{name}'; `kaizen presets` lists them, or give the path of a YAML file"
