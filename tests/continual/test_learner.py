@@ -225,7 +225,11 @@ def test_later_task_terms_per_strategy(strategy, names):
 
 
 def test_strategies_that_distill_need_a_teacher():
-    assert {name for name, s in STRATEGIES.items() if s.needs_teacher} == {"cassle", "kaizen"}
+    assert {name for name, s in STRATEGIES.items() if s.needs_teacher} == {
+        "cassle",
+        "kaizen",
+        "kaizen-replay-kd",
+    }
 
 
 def test_kaizen_term_weights_follow_the_config():
