@@ -15,9 +15,9 @@ from typing import Any
 import torch
 
 from kaizen.bench.measure import time_steps, torch_threads
+from kaizen.bench.throughput import seeded_fabric
 from kaizen.config import RunConfig
 from kaizen.continual.learner import build_learner
-from kaizen.engine.hardware import check_hardware, resolved_accelerator
 from kaizen.engine.step import prepare_learner
 from kaizen.engine.trainer import FABRIC_PRECISION
 
@@ -49,11 +49,10 @@ class PaperRun:
 def measure_evaluation(config: RunConfig, *, warmup: int, steps: int) -> dict[str, Any]:
     """Images/s of the evaluation forward (backbone and classifier, eval mode, no gradient,
     ``train.precision`` autocast, ``train.channels_last``) on batches of ``eval.batch_size``."""
-    check_hardware(config.train)
-    device = torch.device(resolved_accelerator(config.train))
+    fabric = seeded_fabric(config)  # the trainer's precision and autocast
+    device = fabric.device
     shape = config.data.synthetic
     batch = config.eval.batch_size
-    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(config.train.precision)
     with torch_threads(config.train.num_threads), torch.no_grad():
         learner = build_learner(config, shape.channels, shape.num_classes)
         learner = prepare_learner(learner, config.train).to(device).eval()
@@ -64,7 +63,7 @@ def measure_evaluation(config: RunConfig, *, warmup: int, steps: int) -> dict[st
             images = images.contiguous(memory_format=torch.channels_last)
 
         def forward(_: int) -> None:
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with fabric.autocast():
                 learner.classify(images)
 
         seconds = time_steps(forward, warmup, steps, device)
