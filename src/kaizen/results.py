@@ -30,6 +30,15 @@ class TaskRecord:
     test_size: int
     negative_flip_rate: float | None = None
     probes: dict[str, list[float]] = field(default_factory=dict)
+    parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the method's parts report about the task (freezing: block ratios and depth)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-ready data, without ``parts`` when no part reported anything."""
+        plain = asdict(self)
+        if not self.parts:
+            del plain["parts"]
+        return plain
 
 
 @dataclass(frozen=True)
@@ -105,7 +114,7 @@ class Result:
             },
             "random_init": {"protocol": self.protocol, "values": self.random_init},
             "metrics": {name: asdict(metric) for name, metric in self.metrics.items()},
-            "tasks": [asdict(record) for record in self.tasks],
+            "tasks": [record.to_json() for record in self.tasks],
             "environment": self.environment,
         }
 

@@ -9,7 +9,7 @@ from torch import nn
 from conftest import small_learner_config
 from kaizen.config import RunConfig
 from kaizen.continual.learner import Learner, build_learner
-from kaizen.continual.strategies import STRATEGIES, task_terms
+from kaizen.continual.methods import METHODS, build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, classifier_cross_entropy, total_loss
 
@@ -23,6 +23,18 @@ _config = small_learner_config
 def _learner(config: RunConfig) -> Learner:
     torch.manual_seed(0)
     return build_learner(config, in_channels=1, num_classes=NUM_CLASSES)
+
+
+def _named(config: RunConfig, strategy: str) -> RunConfig:
+    return config.model_copy(
+        update={"strategy": config.strategy.model_copy(update={"name": strategy})}
+    )
+
+
+def _terms(strategy: str, config: RunConfig, learner: Learner, has_teacher: bool):
+    """The task's terms of ``strategy``, with a teacher snapshot of ``learner`` or none."""
+    teacher = Teacher.snapshot(learner) if has_teacher else None
+    return build_method(_named(config, strategy)).terms(learner, teacher, [])
 
 
 def _views(rows: int = 8) -> torch.Tensor:
@@ -164,7 +176,7 @@ def test_full_kaizen_loss_leaves_the_teacher_without_gradient(ssl):
     teacher = Teacher.snapshot(learner)
     views = _views()
     step = StepTensors(views, LABELS, learner(views, with_distill=True), teacher(views))
-    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    terms = _terms("kaizen", config, learner, has_teacher=True)
     loss, values = total_loss(terms, step)
     assert set(values) == {"ssl", "classifier", "feature_distill", "classifier_distill"}
     assert torch.isfinite(loss)
@@ -185,7 +197,7 @@ def test_classifier_distillation_trains_only_the_classifier():
             p.mul_(-1.0)
     views = _views()
     step = StepTensors(views, LABELS, learner(views, with_distill=True), teacher(views))
-    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    terms = _terms("kaizen", config, learner, has_teacher=True)
     (term,) = [t for t in terms if t.name == "classifier_distill"]
     term.fn(step).backward()
     assert _has_gradient(learner.classifier)
@@ -197,11 +209,11 @@ def test_classifier_distillation_trains_only_the_classifier():
 # ---------------------------------------------------------------------------- task terms
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", sorted(METHODS))
 def test_first_task_uses_ssl_and_classifier_only(strategy):
     config = _config()
     learner = _learner(config)
-    terms = task_terms(STRATEGIES[strategy], config.strategy, learner, has_teacher=False)
+    terms = _terms(strategy, config, learner, has_teacher=False)
     assert [t.name for t in terms] == ["ssl", "classifier"]
     assert [t.weight for t in terms] == [1.0, 1.0]
 
@@ -219,13 +231,14 @@ def test_first_task_uses_ssl_and_classifier_only(strategy):
 def test_later_task_terms_per_strategy(strategy, names):
     config = _config()
     learner = _learner(config)
-    terms = task_terms(STRATEGIES[strategy], config.strategy, learner, has_teacher=True)
+    terms = _terms(strategy, config, learner, has_teacher=True)
     assert {t.name for t in terms} == names
     assert len(terms) == len(names)
 
 
 def test_strategies_that_distill_need_a_teacher():
-    assert {name for name, s in STRATEGIES.items() if s.needs_teacher} == {
+    config = _config()
+    assert {name for name in METHODS if build_method(_named(config, name)).has_part("teacher")} == {
         "cassle",
         "kaizen",
         "kaizen-replay-kd",
@@ -235,7 +248,7 @@ def test_strategies_that_distill_need_a_teacher():
 def test_kaizen_term_weights_follow_the_config():
     config = _config(classifier_weight=0.5, classifier_distill_weight=3.0)
     learner = _learner(config)
-    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    terms = _terms("kaizen", config, learner, has_teacher=True)
     weights = {t.name: t.weight for t in terms}
     assert weights == {
         "ssl": 1.0,
@@ -252,7 +265,7 @@ def test_default_feature_distill_weight(ssl, weight):
     config = _config(ssl)
     learner = _learner(config)
     for strategy in ("cassle", "kaizen"):
-        terms = task_terms(STRATEGIES[strategy], config.strategy, learner, has_teacher=True)
+        terms = _terms(strategy, config, learner, has_teacher=True)
         (term,) = [t for t in terms if t.name == "feature_distill"]
         assert term.weight == weight
 
@@ -260,5 +273,5 @@ def test_default_feature_distill_weight(ssl, weight):
 def test_explicit_feature_distill_weight_wins_over_the_default():
     config = _config("vicreg", feature_distill_weight=3.0)
     learner = _learner(config)
-    terms = task_terms(STRATEGIES["kaizen"], config.strategy, learner, has_teacher=True)
+    terms = _terms("kaizen", config, learner, has_teacher=True)
     assert {t.name: t.weight for t in terms}["feature_distill"] == 3.0

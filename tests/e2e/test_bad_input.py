@@ -150,7 +150,7 @@ def test_label_fraction_zero_trains_the_task_on_self_supervised_terms_only(
 
     state = torch.load(sorted((tmp_path / "checkpoints").glob("*.pt"))[-1], weights_only=True)
     task_1_classes = set(result.tasks[1].classes)
-    assert not task_1_classes & set(state["replay"]["labels"].tolist())
+    assert not task_1_classes & set(state["method"]["replay"]["labels"].tolist())
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import yaml
 import kaizen
 from kaizen.api import resume
 from kaizen.cli import main
-from kaizen.continual.strategies import STRATEGIES
+from kaizen.continual.methods import METHODS
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.engine.step import TrainStep
 from kaizen.engine.trainer import NonFiniteLossError
@@ -56,7 +56,7 @@ def test_the_same_config_and_seed_give_a_bit_identical_results_file(tiny, tmp_pa
     assert _results(tmp_path / "a") == _results(tmp_path / "b")
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", sorted(METHODS))
 def test_sigint_saves_and_resume_matches_an_uninterrupted_run(
     strategy: str, tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,7 +86,7 @@ def test_a_resumed_task_keeps_the_previous_tasks_teacher(
     mid_task_1 = torch.load(checkpoints[-1], weights_only=True)
     assert end_of_task_0["position"] == {"task": 1, "epoch": 0, "batch": 0}
     assert mid_task_1["position"]["task"] == 1 and mid_task_1["position"]["epoch"] == 1
-    teacher = mid_task_1["teacher"]
+    teacher = mid_task_1["method"]["teacher"]["teacher"]
     assert teacher is not None
     for key in ("backbone.features.0.weight", "classifier.net.0.weight"):
         # the teacher is the model from the end of task 0, not the weights training had reached

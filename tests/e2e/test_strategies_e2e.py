@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import kaizen
-from kaizen.continual.strategies import STRATEGIES
+from kaizen.continual.methods import METHODS
 from kaizen.presets import SSL_NAMES
 
 
@@ -16,7 +16,7 @@ def _read(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
-@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+@pytest.mark.parametrize("strategy", sorted(METHODS))
 def test_every_strategy_completes_a_sequence(strategy: str, tiny, tmp_path: Path) -> None:
     result = kaizen.run(tiny(strategy), tmp_path)
     saved = _read(tmp_path)

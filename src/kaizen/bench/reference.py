@@ -36,7 +36,7 @@ from kaizen.bench.throughput import (
 )
 from kaizen.config import AugmentConfig, RunConfig
 from kaizen.continual.learner import build_learner, ssl_settings
-from kaizen.continual.strategies import STRATEGIES, task_terms
+from kaizen.continual.methods import build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, total_loss
 from kaizen.data.augment import channel_stats
@@ -248,12 +248,12 @@ def _run_reference(
     num_workers: int,
 ) -> float:
     """Seconds of the timed steps of the conventional loop."""
-    strategy = STRATEGIES[config.strategy.name]
+    method = build_method(config)
     learner = build_learner(config, data.channels, data.num_classes).to(device)
-    teacher = Teacher.snapshot(learner).to(device) if strategy.needs_teacher else None
+    teacher = Teacher.snapshot(learner).to(device) if method.has_part("teacher") else None
     optimizer = build_optimizer(learner, config.optim, config.train.batch_size)
     schedule = TaskSchedule(optimizer, config.optim, warmup + steps, 1)
-    terms = task_terms(strategy, config.strategy, learner, teacher is not None)
+    terms = method.terms(learner, teacher, range(data.num_classes // 2))
     with_distill = any(term.name == "feature_distill" for term in terms)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     settings = ssl_settings(config)

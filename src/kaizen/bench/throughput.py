@@ -20,7 +20,7 @@ from torch import Tensor
 from kaizen.bench.measure import PeakMemory, input_record, step_record, time_steps, torch_threads
 from kaizen.config import RunConfig
 from kaizen.continual.learner import build_learner, ssl_settings
-from kaizen.continual.strategies import STRATEGIES, task_terms
+from kaizen.continual.methods import build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.data.augment import augment_for
 from kaizen.data.replay import ReplayBuffer, replayed_rows
@@ -92,7 +92,7 @@ def bench_data(config: RunConfig) -> BenchData:
 def replays(config: RunConfig, data: BenchData) -> bool:
     """Whether each step appends a replay batch: the strategy replays and the buffer is not
     empty."""
-    return STRATEGIES[config.strategy.name].replay and len(data.replay) > 0
+    return build_method(config).has_part("replay") and len(data.replay) > 0
 
 
 def images_per_step(config: RunConfig, data: BenchData) -> int:
@@ -171,16 +171,16 @@ def build_kaizen_step(
     fabric: Fabric, config: RunConfig, data: BenchData, total_steps: int
 ) -> Callable[[int], None]:
     """The trainer's objects for task 1, and a function running its step ``i``."""
-    strategy = STRATEGIES[config.strategy.name]
+    method = build_method(config)
     inputs = DeviceInput(config, data, fabric.device, total_steps)
     learner = prepare_learner(build_learner(config, data.channels, data.num_classes), config.train)
     module = fabric.setup_module(learner)
-    teacher = fabric.to_device(Teacher.snapshot(learner)) if strategy.needs_teacher else None
+    teacher = fabric.to_device(Teacher.snapshot(learner)) if method.has_part("teacher") else None
     optimizer = fabric.setup_optimizers(
         build_optimizer(learner, config.optim, config.train.batch_size)
     )
     schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
-    terms = task_terms(strategy, config.strategy, learner, teacher is not None)
+    terms = method.terms(learner, teacher, range(data.num_classes // 2))
     train_step = TrainStep(
         fabric,
         learner,

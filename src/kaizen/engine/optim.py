@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -111,11 +112,21 @@ def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> 
     ]
 
 
+GroupsHook = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+"""Rewrites the parameter groups of :func:`parameter_groups` (a method's parts do)."""
+
+
 def build_optimizer(
-    learner: Learner, config: OptimConfig, batch_size: int
+    learner: Learner,
+    config: OptimConfig,
+    batch_size: int,
+    adjust_groups: GroupsHook | None = None,
 ) -> torch.optim.Optimizer:
-    """A new optimiser for one task (state is not carried across tasks)."""
+    """A new optimiser for one task (state is not carried across tasks), over the groups of
+    :func:`parameter_groups` as ``adjust_groups`` rewrites them."""
     groups = parameter_groups(learner, config, batch_size)
+    if adjust_groups is not None:
+        groups = adjust_groups(groups)
     for group in groups:
         group["lr"] = group["initial_lr"]
     if config.name == "lars":

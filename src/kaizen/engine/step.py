@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from lightning.fabric import Fabric
 from torch import Tensor, nn
@@ -44,6 +46,8 @@ class TrainStep:
         channels_last: feed the views in NHWC layout (the learner must be converted too).
         clip_grad_norm: rescale all gradients to at most this global L2 norm before the update
             (after unscaling in 16-bit mixed precision); None: no clipping.
+        transform_views: the method's transform of the views (2B, C, H, W) before the teacher
+            and the loss, under no_grad (LUMP's mixup); None: the views as augmented.
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class TrainStep:
         augment: TwoViewAugment,
         channels_last: bool = False,
         clip_grad_norm: float | None = None,
+        transform_views: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
         self.fabric = fabric
         self.learner = learner
@@ -68,6 +73,7 @@ class TrainStep:
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.with_distill = any(term.name == "feature_distill" for term in terms)
         self.clip_grad_norm = clip_grad_norm
+        self.transform_views = transform_views
 
     def __call__(
         self, images: Tensor, labels: Tensor, tau: float, replayed: Tensor | None = None
@@ -79,7 +85,10 @@ class TrainStep:
         Returns each term's unweighted value as a detached device tensor (no host sync).
         """
         with torch.no_grad(), record_function("kaizen.augment"):
-            views = self.augment(images).contiguous(memory_format=self.memory_format)
+            views = self.augment(images)
+            if self.transform_views is not None:
+                views = self.transform_views(views)
+            views = views.contiguous(memory_format=self.memory_format)
         labels = labels.repeat(2)
         replayed_rows = replayed.repeat(2) if replayed is not None else None
         with self.fabric.autocast():

@@ -1,9 +1,10 @@
 """The continual training loop on Lightning Fabric: task after task, evaluate, checkpoint, resume.
 
-The whole run state (learner, teacher, optimiser, replay buffer, RNG, position, results so far)
-goes into one checkpoint every ``train.checkpoint_every_epochs`` epochs, at the end of each task
-and on SIGINT/SIGTERM. A resumed run continues from the newest valid checkpoint with the
-previous task's teacher as saved, and on CPU ends with the same results as an uninterrupted run.
+The whole run state (learner, the method's parts with their buffers and teachers, optimiser,
+RNG, position, results so far) goes into one checkpoint every ``train.checkpoint_every_epochs``
+epochs, at the end of each task and on SIGINT/SIGTERM. A resumed run continues from the newest
+valid checkpoint with every part's state as saved, and on CPU ends with the same results as an
+uninterrupted run. The trainer knows methods only through :class:`~kaizen.continual.method.Method`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from torch import Tensor
 import kaizen
 from kaizen.config import RunConfig, same_run, to_plain
 from kaizen.continual.learner import Learner, build_learner, ssl_settings
-from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
-from kaizen.continual.teacher import Teacher
-from kaizen.data.replay import ReplayBuffer, replayed_rows
+from kaizen.continual.method import Method, RunContext
+from kaizen.continual.methods import build_method
+from kaizen.data.replay import replayed_rows
 from kaizen.data.scenario import Task, training_labels
 from kaizen.engine.checkpoints import CheckpointStore, Position
 from kaizen.engine.hardware import check_hardware
@@ -51,7 +52,7 @@ from kaizen.results import Result, TaskCost, TaskRecord, write_results
 from kaizen.ssl.base import momentum_tau
 
 FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class NonFiniteLossError(KaizenError):
@@ -119,7 +120,7 @@ class ContinualTrainer:
         self.config = config
         self.out_dir = out_dir
         self.console = console or Console(stderr=True)
-        self.strategy: Strategy = STRATEGIES[config.strategy.name]
+        self.method: Method = build_method(config)
         train = config.train
         check_hardware(train)
         if train.num_threads is not None:
@@ -143,6 +144,8 @@ class ContinualTrainer:
                 update={"data": config.data.model_copy(update={"cache_dir": cache})}
             )
         self.stream: Stream = load_stream(config, self.fabric)
+        for part in self.method.parts:
+            part.validate(self.stream)
         self.store = CheckpointStore(
             out_dir / CHECKPOINT_FOLDER, train.keep_checkpoints, self._warn
         )
@@ -180,12 +183,10 @@ class ContinualTrainer:
             probe_protocols(self.config.eval),
             environment=self._environment(),
         )
-        self.replay = ReplayBuffer(self.config.replay, self.config.seed)
         self.evaluator = Evaluator(self.stream, self.config.eval, self.fabric)
         index_device = self.stream.train_images.index_device
         self.sampler = torch.Generator(index_device).manual_seed(self.config.seed)
         self._set_learner(self._new_learner())
-        self.teacher: Teacher | None = None
         self.previous_correct: Tensor | None = None
         saved = self._load_checkpoint() if resume else None
         if saved is None:
@@ -209,6 +210,7 @@ class ContinualTrainer:
     def _set_learner(self, learner: Learner) -> None:
         self.learner = prepare_learner(learner, self.config.train)
         self.module = self.fabric.setup_module(self.learner)
+        self.context = RunContext(self.stream, self.fabric, self.learner)
 
     def _checkpoint(
         self,
@@ -222,10 +224,9 @@ class ContinualTrainer:
             "config": to_plain(self.config),
             "position": asdict(position),
             "learner": self.learner.state_dict(),
-            "teacher": self.teacher.state_dict() if self.teacher is not None else None,
+            "method": self.method.state_dict(),
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "epoch_order": order.cpu() if order is not None else None,
-            "replay": self.replay.state_dict(),
             "records": [asdict(record) for record in self.result.tasks],
             "random_init": self.result.random_init,
             "previous_correct": self.previous_correct,
@@ -253,7 +254,10 @@ class ContinualTrainer:
             return None
         state, path = found
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise KaizenError(f"{path} has checkpoint format {state.get('format')}; expected 1")
+            raise KaizenError(
+                f"{path} has checkpoint format {state.get('format')}, this version reads "
+                f"{CHECKPOINT_FORMAT}; resume it with the kaizen-cl version that wrote it"
+            )
         if not same_run(state["config"], self.config):
             raise KaizenError(
                 f"{path} was written with another config than {self.out_dir / 'config.yaml'}; "
@@ -265,10 +269,9 @@ class ContinualTrainer:
     def _restore(self, state: dict[str, Any]) -> Position:
         position = Position(**state["position"])
         self.learner.load_state_dict(state["learner"])
-        if state["teacher"] is not None:
-            self.teacher = self.fabric.to_device(Teacher.snapshot(self.learner))
-            self.teacher.load_state_dict(state["teacher"])
-        self.replay.load_state_dict(state["replay"])
+        tasks = self.stream.tasks
+        self.context.task = tasks[position.task] if position.task < len(tasks) else None
+        self.method.load_state_dict(state["method"], self.context)
         self.result.tasks = [
             TaskRecord(**{**record, "classes": tuple(record["classes"])})
             for record in state["records"]
@@ -301,13 +304,14 @@ class ContinualTrainer:
         config, fabric, stream = self.config, self.fabric, self.stream
         before = dict(resumed["task_clock"]) if resumed else {"wall": 0.0, "train": 0.0}
         wall_start = time.perf_counter()
+        method = self.method
+        if resumed is None and task.index > 0 and method.fresh_learner:
+            self._set_learner(self._new_learner())
+        self.context.task = task
         if resumed is None:
-            if task.index > 0 and self.strategy.fresh_model_each_task:
-                self._set_learner(self._new_learner())
-            self.teacher = None
-            if task.index > 0 and self.strategy.needs_teacher:
-                self.teacher = fabric.to_device(Teacher.snapshot(self.learner))
-        seen = stream.tasks[: task.index + 1] if self.strategy.cumulative_data else [task]
+            for part in method.parts:
+                part.start_task(self.context)
+        seen = method.training_tasks(task, stream.tasks)
         index_device = stream.train_images.index_device
         indices = torch.cat([t.train_indices for t in seen]).to(index_device)
         labels = fabric.to_device(training_labels(stream.data.train.labels, seen))
@@ -316,40 +320,32 @@ class ContinualTrainer:
         epochs = config.train.epochs
         total_steps = steps_per_epoch * epochs
 
-        optimizer = build_optimizer(self.learner, config.optim, batch_size)
+        optimizer = build_optimizer(self.learner, config.optim, batch_size, self._adjust_groups)
         if resumed is not None and resumed["optimizer"] is not None:
             optimizer.load_state_dict(resumed["optimizer"])
         optimizer = fabric.setup_optimizers(optimizer)
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
-        teacher_classes = sorted(
-            {c for earlier in stream.tasks[: task.index] for c in earlier.classes}
-        )
-        terms = task_terms(
-            self.strategy, config.strategy, self.learner, self.teacher is not None, teacher_classes
-        )
+        teacher = method.teacher
+        terms = method.terms(self.learner, teacher, self.context.earlier_classes)
         train_step = TrainStep(
             fabric,
             self.learner,
             self.module,
-            self.teacher,
+            teacher,
             terms,
             optimizer,
             stream.augment,
             config.train.channels_last,
             config.optim.clip_grad_norm,
+            self._view_transform(),
         )
         fix = "lower optim.lr" + (
             "" if config.train.precision == "32" else " or use train.precision=32"
         )
         watch = LossWatch([term.name for term in terms], fabric.device, fix)
-        replay_indices = (
-            self.replay.indices.to(index_device)
-            if self.strategy.replay and len(self.replay)
-            else None
-        )
-        replay_batch = config.replay.batch_size if replay_indices is not None else 0
+        extra_rows = sum(part.rows_per_step() for part in method.parts)
         world = fabric.world_size
-        replayed = replayed_rows(batch_size // world, replay_batch // world, fabric.device)
+        replayed = replayed_rows(batch_size // world, extra_rows // world, fabric.device)
         settings = ssl_settings(config)
 
         def this_rank(global_batch: Tensor) -> Tensor:
@@ -384,14 +380,10 @@ class ContinualTrainer:
             first = start.batch if epoch == start.epoch else 0
             for batch_index in range(first, steps_per_epoch):
                 batch = this_rank(order[batch_index * batch_size : (batch_index + 1) * batch_size])
-                if replay_indices is not None:
-                    draw = torch.randint(
-                        len(replay_indices),
-                        (replay_batch,),
-                        generator=self.sampler,
-                        device=batch.device,
-                    )
-                    batch = torch.cat([batch, this_rank(replay_indices[draw])])
+                for part in method.parts:
+                    rows = part.step_rows(self.sampler)
+                    if rows is not None:
+                        batch = torch.cat([batch, this_rank(rows)])
                 schedule.set(step)
                 tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
                 images = stream.train_images.gather(batch)
@@ -412,7 +404,7 @@ class ContinualTrainer:
             if done < epochs and done % config.train.checkpoint_every_epochs == 0:
                 save(Position(task.index, done, 0), None)
         watch.check(task.index, steps_per_epoch)
-        self._finish_task(task, total_steps, batch_size + replay_batch, clock)
+        self._finish_task(task, total_steps, batch_size + extra_rows, clock)
 
     def _finish_task(
         self,
@@ -421,15 +413,14 @@ class ContinualTrainer:
         images_per_step: int,
         clock: Callable[[], dict[str, float]],
     ) -> None:
-        """Update the replay buffer, evaluate, record, write results and checkpoint.
+        """End the task in every part, evaluate, record, write results and checkpoint.
 
-        The task's training time is read before the replay update and the evaluation; its wall
+        The task's training time is read before the parts' end and the evaluation; its wall
         time after both.
         """
         train_seconds = clock()["train"]
-        if self.strategy.replay:
-            labelled = task.labelled_indices
-            self.replay.add(labelled, self.stream.data.train.labels[labelled])
+        for part in self.method.parts:
+            part.end_task(self.context)
         evaluation = self.evaluator.evaluate(self.learner, task, self.previous_correct)
         self.previous_correct = evaluation.correct
         images = steps * images_per_step
@@ -443,6 +434,7 @@ class ContinualTrainer:
                 len(task.test_indices),
                 evaluation.negative_flip_rate,
                 evaluation.probes,
+                {part.name: part.report() for part in self.method.parts if part.report()},
             )
         )
         memory, kind = self._peak_memory()
@@ -452,6 +444,21 @@ class ContinualTrainer:
         if self.fabric.is_global_zero:
             write_results(self.result, self.out_dir)
         self._save(Position(task.index + 1, 0, 0), None, None, {"wall": 0.0, "train": 0.0})
+
+    def _adjust_groups(self, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for part in self.method.parts:
+            groups = part.parameter_groups(groups)
+        return groups
+
+    def _view_transform(self) -> Callable[[Tensor], Tensor]:
+        """The parts' transforms of the views, in order, drawing from the batch sampler."""
+
+        def transform(views: Tensor) -> Tensor:
+            for part in self.method.parts:
+                views = part.transform(views, self.sampler)
+            return views
+
+        return transform
 
     def _interrupted(self, task: int, epoch: int, step: int) -> RunInterrupted:
         number = self.stops.signal_number or 2

@@ -1,0 +1,35 @@
+"""The teacher part: a frozen snapshot of the learner, taken as each task after the first starts."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from kaizen.continual.method import Part, RunContext
+from kaizen.continual.teacher import Teacher
+
+
+class TeacherSnapshot(Part):
+    """Keeps the model of the end of the previous task as the teacher of distillation terms.
+
+    Attributes:
+        teacher: the snapshot (on the training device), None during the first task.
+    """
+
+    name: ClassVar[str] = "teacher"
+
+    def __init__(self) -> None:
+        self.teacher: Teacher | None = None
+
+    def start_task(self, run: RunContext) -> None:
+        self.teacher = None
+        if run.current.index > 0:
+            self.teacher = run.fabric.to_device(Teacher.snapshot(run.learner))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"teacher": self.teacher.state_dict() if self.teacher is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any], run: RunContext) -> None:
+        self.teacher = None
+        if state["teacher"] is not None:
+            self.teacher = run.fabric.to_device(Teacher.snapshot(run.learner))
+            self.teacher.load_state_dict(state["teacher"])
