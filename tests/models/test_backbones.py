@@ -101,7 +101,7 @@ def test_width_rounds_and_keeps_at_least_eight_channels():
 def test_stem_resolution_into_layer1(stem: str, side: int):
     model = build_backbone("resnet18", stem=stem, width=0.25).eval()
     seen: list[torch.Size] = []
-    model.layer1.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].shape))
+    model.layer1[0].register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0].shape))
     with torch.no_grad():
         model(torch.randn(2, 3, 32, 32))
     assert seen == [torch.Size([2, 16, side, side])]
@@ -111,7 +111,7 @@ def test_stem_resolution_into_layer1(stem: str, side: int):
 
 def test_resnet18_state_dict_matches_torchvision_layout():
     shapes = _state_shapes(build_backbone("resnet18", stem="imagenet"))
-    assert shapes == _torchvision_resnet18_shapes()
+    assert list(shapes.items()) == list(_torchvision_resnet18_shapes().items())
     assert shapes["layer1.0.conv1.weight"] == (64, 64, 3, 3)
     assert shapes["layer2.0.downsample.0.weight"] == (128, 64, 1, 1)
     assert shapes["layer4.1.bn2.running_var"] == (512,)

@@ -1,8 +1,9 @@
 """Image backbones: ResNet-18/50 (He et al. 2016) and a small CPU-friendly ConvNet.
 
 Every backbone maps images (N, C_in, H, W) to features (N, feature_dim) and exposes
-``feature_dim``. ResNet parameter names follow the torchvision layout, so torchvision ImageNet
-weights (without ``fc.*``) load into width-1.0 models with the ImageNet stem.
+``feature_dim``; each is a ``BlockBackbone``, whose leading blocks can be frozen. ResNet
+parameter names follow the torchvision layout, so torchvision ImageNet weights (without
+``fc.*``) load into width-1.0 models with the ImageNet stem.
 
 Reference: K. He, X. Zhang, S. Ren, J. Sun. "Deep Residual Learning for Image Recognition."
 CVPR 2016.
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from kaizen.errors import ConfigError
+from kaizen.models.blocks import BlockBackbone
 
 BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "convnet")
 STEMS: tuple[str, ...] = ("cifar", "imagenet")
@@ -123,7 +125,23 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet(nn.Module):
+class _Stem(nn.Module):
+    """The ResNet stem conv1 -> bn1 -> relu -> maxpool, as one block over the ResNet's modules.
+
+    Built on demand by ``ResNet.named_blocks`` and never registered in the ResNet, so that
+    parameter names stay those of torchvision.
+    """
+
+    def __init__(self, resnet: ResNet) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = resnet.conv1, resnet.bn1
+        self.relu, self.maxpool = resnet.relu, resnet.maxpool
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+
+class ResNet(BlockBackbone):
     """Residual network (He et al. 2016) without the classification layer.
 
     Args:
@@ -138,6 +156,9 @@ class ResNet(nn.Module):
     Stages 2-4 halve the resolution, so layer4 runs at H/8 (CIFAR stem) or H/32 (ImageNet stem).
     Shapes: (N, C_in, H, W) -> (N, feature_dim), after global average pooling;
     ``feature_dim`` = 8 * 64 * width * block.expansion (512 for ResNet-18, 2048 for ResNet-50).
+
+    Blocks: the stem, then every residual block of layer1..layer4 ("stem", "layer1.0", ...;
+    9 for ResNet-18); the stem and the blocks of layer1..layer3 may be frozen.
     """
 
     def __init__(
@@ -177,13 +198,19 @@ class ResNet(nn.Module):
         self.feature_dim: int = channels
         _init_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+    def named_blocks(self) -> list[tuple[str, nn.Module]]:
+        blocks: list[tuple[str, nn.Module]] = [("stem", _Stem(self))]
+        stages = (self.layer1, self.layer2, self.layer3, self.layer4)
+        for stage_index, stage in enumerate(stages, start=1):
+            blocks.extend((f"layer{stage_index}.{i}", block) for i, block in enumerate(stage))
+        return blocks
+
+    @property
+    def freezable_blocks(self) -> int:
+        return 1 + len(self.layer1) + len(self.layer2) + len(self.layer3)
 
 
-class ConvNet(nn.Module):
+class ConvNet(BlockBackbone):
     """A small four-stage CNN for quick CPU runs.
 
     Each stage is conv3x3 -> BatchNorm -> ReLU with channels base * (1, 2, 4, 8),
@@ -191,6 +218,8 @@ class ConvNet(nn.Module):
     Works for inputs of side 16 and above (16, 28, 32, ...).
     Shapes: (N, C_in, H, W) -> (N, feature_dim) after global average pooling,
     ``feature_dim`` = 8 * base (256 at width 1).
+
+    Blocks: the four stages "stage1".."stage4" (slices of ``features``); stages 1-3 may be frozen.
     """
 
     def __init__(self, *, width: float = 1.0, in_channels: int = 3) -> None:
@@ -210,8 +239,17 @@ class ConvNet(nn.Module):
         self.feature_dim: int = channels
         _init_weights(self)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.flatten(self.avgpool(self.features(x)), 1)
+    def named_blocks(self) -> list[tuple[str, nn.Module]]:
+        starts = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.Conv2d)]
+        ends = [*starts[1:], len(self.features)]
+        return [
+            (f"stage{index}", self.features[start:end])
+            for index, (start, end) in enumerate(zip(starts, ends, strict=True), start=1)
+        ]
+
+    @property
+    def freezable_blocks(self) -> int:
+        return len(self.named_blocks()) - 1
 
 
 _RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]] = {
