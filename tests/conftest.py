@@ -42,6 +42,7 @@ def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
         },
         "strategy": {"name": strategy, "distill_predictor_hidden_dim": 32},
         "replay": {"fraction_per_class": 0.25, "batch_size": 4},
+        "lump": {"buffer_size": 32},
         "optim": {"warmup_epochs": 0},
         "augment": {"crop_scale": [0.5, 1.0]},
         "train": {

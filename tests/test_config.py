@@ -276,21 +276,42 @@ def test_load_yaml_does_not_construct_python_objects(tmp_path: Path):
 # ---------------------------------------------------------------------------- presets
 
 SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
-STRATEGIES = ("finetune", "cassle", "kaizen", "kaizen-replay-kd")
+STRATEGIES = ("finetune", "cassle", "kaizen", "kaizen-replay-kd", "lump")
 PAPER_PRESETS = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
-
-
+CIFAR10_PRESETS = [f"cifar10-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
 FMNIST_PRESETS = [f"fmnist-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
+KAIZEN_STRATEGIES = STRATEGIES[:-1]
+KAIZEN_PAPER_PRESETS = [name for name in PAPER_PRESETS if not name.endswith("-lump")]
+"""The Kaizen paper's setting; the LUMP presets carry LUMP's."""
 
 
-def test_preset_names_are_the_demo_and_both_families():
+def test_preset_names_are_the_demo_and_the_three_families():
     names = preset_names()
     assert names[0] == "demo"
-    assert sorted(names[1:]) == sorted(PAPER_PRESETS + FMNIST_PRESETS)
-    assert len(set(names)) == 33
+    assert sorted(names[1:]) == sorted(PAPER_PRESETS + CIFAR10_PRESETS + FMNIST_PRESETS)
+    assert len(set(names)) == 1 + 3 * len(SSL_METHODS) * len(STRATEGIES)
 
 
-@pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS, *FMNIST_PRESETS])
+def test_lump_presets_carry_the_papers_settings():
+    cifar100 = build_config(load_preset("cifar100-simclr-lump"))
+    cifar10 = build_config(load_preset("cifar10-simclr-lump"))
+    assert (cifar100.scenario.num_tasks, cifar10.scenario.num_tasks) == (20, 5)
+    assert (cifar100.data.name, cifar10.data.name) == ("cifar100", "cifar10")
+    for config in (cifar100, cifar10):
+        assert (config.optim.name, config.optim.lr, config.optim.weight_decay) == (
+            "sgd",
+            0.03,
+            5e-4,
+        )
+        assert config.train.epochs == 200 and config.model.backbone == "resnet18"
+        assert config.lump.buffer_size == 256 and "knn-task" in config.eval.probes
+    # the split CIFAR-10 family is the CIFAR-100 one on other data
+    kaizen10 = build_config(load_preset("cifar10-simclr-kaizen"))
+    kaizen100 = build_config(load_preset("cifar100-simclr-kaizen"))
+    assert kaizen10.optim == kaizen100.optim and kaizen10.scenario.num_tasks == 5
+
+
+@pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS, *CIFAR10_PRESETS, *FMNIST_PRESETS])
 def test_every_preset_validates(name):
     config = build_config(load_preset(name))
     assert config.name == name
@@ -308,7 +329,7 @@ def test_vicreg_overlay_applies_to_every_family():
     assert build_config(load_preset("fmnist-byol-kaizen")).optim.lr == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", PAPER_PRESETS)
+@pytest.mark.parametrize("name", KAIZEN_PAPER_PRESETS)
 def test_paper_presets_name_their_method_and_strategy(name):
     _, ssl, strategy = name.split("-", 2)
     config = build_config(load_preset(name))
@@ -323,7 +344,7 @@ def test_paper_presets_name_their_method_and_strategy(name):
     assert config.optim.lars_eta == 0.02
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize("strategy", KAIZEN_STRATEGIES)
 def test_vicreg_presets_use_vicreg_optimiser_settings(strategy):
     config = build_config(load_preset(f"cifar100-vicreg-{strategy}"))
     assert config.optim.lr == pytest.approx(0.3)
@@ -334,7 +355,7 @@ def test_vicreg_presets_use_vicreg_optimiser_settings(strategy):
 
 
 @pytest.mark.parametrize(
-    "name", [name for name in PAPER_PRESETS if not name.startswith("cifar100-vicreg")]
+    "name", [name for name in KAIZEN_PAPER_PRESETS if not name.startswith("cifar100-vicreg")]
 )
 def test_other_paper_presets_use_the_shared_optimiser_settings(name):
     config = build_config(load_preset(name))
@@ -359,7 +380,7 @@ def test_preset_accepts_overrides():
 
 
 @pytest.mark.parametrize(
-    "name", ["nope", "cifar100-swav-kaizen", "cifar100-simclr-ewc", "cifar10-simclr-kaizen", ""]
+    "name", ["nope", "cifar100-swav-kaizen", "cifar100-simclr-ewc", "cifar10-simclr-ewc", ""]
 )
 def test_unknown_preset_raises_config_error(name):
     with pytest.raises(ConfigError, match="unknown preset") as caught:

@@ -131,7 +131,9 @@ class SSLConfig(Section):
     tau_final: float | None = Field(None, ge=0.0, le=1.0)
 
 
-StrategyName = Literal["finetune", "cassle", "kaizen", "kaizen-replay-kd", "joint", "scratch"]
+StrategyName = Literal[
+    "finetune", "cassle", "kaizen", "kaizen-replay-kd", "joint", "scratch", "lump"
+]
 
 
 class StrategyConfig(Section):
@@ -158,6 +160,28 @@ class StrategyConfig(Section):
     distill_predictor_hidden_dim: int = Field(2048, ge=1)
     end_to_end: bool = Field(
         False, description="Let classifier terms train the backbone (default: stop-gradient)."
+    )
+
+
+class LumpConfig(Section):
+    """LUMP's mixup with a reservoir buffer (Madaan et al., ICLR 2022); read by ``lump``."""
+
+    buffer_size: int = Field(256, ge=1, description="Raw training images kept over the stream.")
+    alpha: float = Field(0.4, gt=0.0, description="Mixup weight lambda ~ Beta(alpha, alpha).")
+
+
+class FreezeConfig(Section):
+    """Progressive task-correlated layer freezing (Yang et al., arXiv 2303.07477)."""
+
+    enabled: bool = Field(False, description="Freeze correlated backbone blocks from task 1 on.")
+    threshold: float = Field(
+        0.9, ge=0.0, le=1.0, description="Freeze the blocks whose correlation ratio reaches it."
+    )
+    probe_images: int = Field(
+        256, ge=2, description="Current and earlier images the ratios are measured on."
+    )
+    max_depth: int | None = Field(
+        None, ge=0, description="Freeze at most this many blocks; none: all before the last stage."
     )
 
 
@@ -252,9 +276,10 @@ class EvalConfig(Section):
     """Evaluation after every task: the classifier, and probes on frozen features."""
 
     batch_size: int = Field(512, ge=1)
-    probes: list[Literal["knn", "linear"]] = Field(
+    probes: list[Literal["knn", "linear", "knn-task"]] = Field(
         default_factory=lambda: ["knn", "linear"],
-        description="Representation probes run after each task, beside the classifier.",
+        description="Representation probes run after each task, beside the classifier; "
+        "knn-task is LUMP's task-aware kNN (a bank of the queried task's own training images).",
     )
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0.0)
@@ -277,6 +302,8 @@ class RunConfig(Section):
     ssl: SSLConfig = SSLConfig()
     strategy: StrategyConfig = StrategyConfig()
     replay: ReplayConfig = ReplayConfig()
+    lump: LumpConfig = LumpConfig()
+    freeze: FreezeConfig = FreezeConfig()
     optim: OptimConfig = OptimConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()

@@ -79,6 +79,14 @@ def _set(section: str, **values) -> Edit:
     return edit
 
 
+def _both(first: Edit, second: Edit) -> Edit:
+    def edit(tree: dict, tmp: Path) -> None:
+        first(tree, tmp)
+        second(tree, tmp)
+
+    return edit
+
+
 CASES: dict[str, tuple[Edit, str]] = {
     "corrupt image": (_use_folder(corrupt=True), "broken.png"),
     "mixed image sizes": (_use_folder(mixed_sizes=True), "data.image_size"),
@@ -90,6 +98,18 @@ CASES: dict[str, tuple[Edit, str]] = {
     "value out of range": (_set("train", batch_size=1), "train.batch_size"),
     "unknown key": (_set("train", epoch=3), "train.epoch"),
     "path escaping the run directory": (_set("data", cache_dir="../outside"), "data.cache_dir"),
+    "freezing threshold out of [0, 1]": (
+        _set("freeze", enabled=True, threshold=1.5),
+        "freeze.threshold",
+    ),
+    "freezing without earlier images": (
+        _both(_set("strategy", name="joint"), _set("freeze", enabled=True)),
+        "freeze.enabled",
+    ),
+    "LUMP buffer larger than the data": (
+        _both(_set("strategy", name="lump"), _set("lump", buffer_size=100_000)),
+        "lump.buffer_size=100000",
+    ),
 }
 
 

@@ -171,10 +171,20 @@ def _kill_after_progress(command: list[str], run_dir: Path, rng: random.Random) 
     assert process.wait() == -signal.SIGKILL
 
 
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [
+        ("kaizen", {}),
+        ("lump", {}),
+        # threshold 0 freezes every block before the last stage at task 1
+        ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}),
+    ],
+    ids=["kaizen", "lump", "kaizen-freeze"],
+)
 def test_three_sigkills_at_random_points_then_resume_give_identical_results(
-    tiny, tmp_path: Path
+    strategy: str, extra: dict, tiny, tmp_path: Path
 ) -> None:
-    tree = _resumable(tiny, epochs=6)
+    tree = {**_resumable(tiny, strategy, epochs=6), **extra}
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tree))
     kaizen.run(tree, tmp_path / "straight")

@@ -62,6 +62,8 @@ class Part:
     """
 
     name: ClassVar[str]
+    keeps_memory: ClassVar[bool] = False
+    """Whether :meth:`memory_indices` gives earlier tasks' images once a task has ended."""
 
     def validate(self, stream: Stream) -> None:
         """Refuse, before anything is written, data this part cannot work with (ConfigError)."""

@@ -24,11 +24,15 @@ _PROBE_DATA = (
 
 def probe_protocols(config: EvalConfig) -> dict[str, str]:
     """The protocol of each configured probe."""
+    knn = f"weighted kNN (k={config.knn_k}, temperature {config.knn_temperature})"
     described = {
-        "knn": f"weighted kNN (k={config.knn_k}, temperature {config.knn_temperature}) on "
-        f"{_PROBE_DATA}",
+        "knn": f"{knn} on {_PROBE_DATA}",
         "linear": f"linear probe ({config.linear_epochs} epochs of SGD on standardised features) "
         f"on {_PROBE_DATA}",
+        "knn-task": f"{knn} on frozen backbone features in eval mode; task-aware, as LUMP "
+        "(Madaan et al., ICLR 2022) evaluates: the test images of task i are matched against "
+        "the training images of task i only, with their labels; not comparable with "
+        "task-agnostic numbers",
     }
     return {name: described[name] for name in config.probes}
 
@@ -99,10 +103,10 @@ class Evaluator:
             flip_rate,
         )
 
-    def _probe_rows(self, learner: Learner, task: Task) -> dict[str, list[float]]:
+    def _train_features(self, learner: Learner, indices: Tensor) -> Tensor:
+        """(N, F) frozen features of the training images ``indices`` (N,)."""
         stream, config = self.stream, self.config
-        seen = torch.cat([t.train_indices for t in stream.tasks[: task.index + 1]])
-        bank = torch.cat(
+        return torch.cat(
             [
                 extract_features(
                     learner.backbone,
@@ -110,15 +114,37 @@ class Evaluator:
                     stream.normalize,
                     config.batch_size,
                 )
-                for chunk in seen.split(config.batch_size * 16)
+                for chunk in indices.split(config.batch_size * 16)
             ]
         )
+
+    def _task_aware_knn_row(self, learner: Learner, test: Tensor) -> list[float]:
+        """Accuracy on each task's test images of a kNN whose bank is that task's training set."""
+        stream, config = self.stream, self.config
+        row = []
+        for each in stream.tasks:
+            bank = self._train_features(learner, each.train_indices)
+            bank_labels = stream.data.train.labels[each.train_indices].to(bank.device)
+            queries = each.test_indices.to(test.device)
+            predicted = knn_predict(
+                bank, bank_labels, test[queries], k=config.knn_k, temperature=config.knn_temperature
+            )
+            row.append(float((predicted == stream.test_labels[queries]).float().mean()))
+        return row
+
+    def _probe_rows(self, learner: Learner, task: Task) -> dict[str, list[float]]:
+        stream, config = self.stream, self.config
+        seen = torch.cat([t.train_indices for t in stream.tasks[: task.index + 1]])
+        bank = self._train_features(learner, seen)
         bank_labels = stream.data.train.labels[seen].to(bank.device)
         test = extract_features(
             learner.backbone, stream.test_images, stream.normalize, config.batch_size
         )
         rows = {}
         for name in config.probes:
+            if name == "knn-task":
+                rows[name] = self._task_aware_knn_row(learner, test)
+                continue
             if name == "knn":
                 predicted = knn_predict(
                     bank, bank_labels, test, k=config.knn_k, temperature=config.knn_temperature

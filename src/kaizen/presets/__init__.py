@@ -1,11 +1,12 @@
-"""Named presets: the paper's split CIFAR-100 settings, a Fashion-MNIST family, and the demo.
+"""Named presets: the paper's split CIFAR-100 settings, split CIFAR-10, a Fashion-MNIST
+family, and the demo.
 
-A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``,
-the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and
-augmentations differ), the family's own overlay for that method in ``<family>/<ssl>.yaml`` when
-it has one (VICReg's gradient clipping on Fashion-MNIST), and the strategy's name (the paper's
-three and ``kaizen-replay-kd``). ``demo`` is
-``fmnist-simclr-kaizen`` named demo.
+A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``
+(on top of its base family's, for ``cifar10``: ``cifar100``), the SSL method's overlay in
+``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and augmentations differ), the
+family's own overlays for that method and that strategy in ``<family>/<ssl>.yaml`` and
+``<family>/<strategy>.yaml`` when it has them (VICReg's gradient clipping on Fashion-MNIST,
+LUMP's paper settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 from kaizen.config import deep_merge, load_yaml
 from kaizen.errors import ConfigError
 
-FAMILIES = ("fmnist", "cifar100")
+FAMILIES = ("fmnist", "cifar100", "cifar10")
+FAMILY_BASES = {"cifar10": "cifar100"}
+"""Families written as differences from another family."""
 SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
-PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd")
+PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "lump")
 DEMO = ("fmnist", "simclr", "kaizen")
 
 
@@ -29,8 +32,16 @@ def _preset_dir() -> Path:
 
 
 def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
-    tree = load_yaml(_preset_dir() / f"{family}.yaml")
-    for overlay in (_preset_dir() / "ssl" / f"{ssl}.yaml", _preset_dir() / family / f"{ssl}.yaml"):
+    lineage = [*([FAMILY_BASES[family]] if family in FAMILY_BASES else []), family]
+    folder = _preset_dir()
+    files = [
+        *(folder / f"{name}.yaml" for name in lineage),
+        folder / "ssl" / f"{ssl}.yaml",
+        *(folder / name / f"{ssl}.yaml" for name in lineage),
+        *(folder / name / f"{strategy}.yaml" for name in lineage),
+    ]
+    tree: dict[str, Any] = {}
+    for overlay in files:
         if overlay.exists():
             tree = deep_merge(tree, load_yaml(overlay))
     return deep_merge(

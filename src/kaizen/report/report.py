@@ -92,6 +92,31 @@ def _tasks_section(document: Document, run: Run) -> None:
     )
 
 
+def _freezing_section(document: Document, run: Run) -> None:
+    """Each task's block correlation ratios and frozen depth, when the run froze layers."""
+    measured = [task for task in run.results["tasks"] if "freeze" in task.get("parts", {})]
+    if not measured:
+        return
+    blocks = measured[0]["parts"]["freeze"]["blocks"]
+    document.heading("Layer freezing")
+    document.paragraph(
+        "Correlation ratio of each backbone block between current-task and earlier images, "
+        "measured at the start of the task with the previous task's model; the frozen depth is "
+        "the number of leading blocks trained no more from that task on."
+    )
+    document.table(
+        ["task", "frozen depth", *blocks],
+        [
+            [
+                str(task["task"]),
+                str(task["parts"]["freeze"]["frozen_depth"]),
+                *(cell(ratio, digits=3) for ratio in task["parts"]["freeze"]["ratios"]),
+            ]
+            for task in measured
+        ],
+    )
+
+
 def _costs_section(document: Document, run: Run) -> None:
     document.heading("Costs")
     if run.costs is None:
@@ -149,6 +174,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
         label = _PROBE_LABELS.get(name, f"{name} probe")
         _matrix_section(document, f"probe_{name}", label, probe)
     _tasks_section(document, run)
+    _freezing_section(document, run)
     _costs_section(document, run)
     _environment_section(document, run)
     return document.write(run.path, "report")

@@ -1,6 +1,7 @@
 """The registry of continual methods: ``strategy.name`` -> a builder of its :class:`Method`.
 
 Adding a method is a module with a ``build(config) -> Method`` function and one line here.
+Layer freezing (``freeze.*``) composes with any method that keeps earlier images.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from collections.abc import Callable
 
 from kaizen.config import RunConfig
 from kaizen.continual.method import Method
-from kaizen.continual.methods import cassle, finetune, joint, kaizen, scratch
+from kaizen.continual.methods import cassle, finetune, joint, kaizen, lump, scratch
+from kaizen.continual.parts.freezing import LayerFreezing
+from kaizen.errors import ConfigError
 
 METHODS: dict[str, Callable[[RunConfig], Method]] = {
     "finetune": finetune.build,
@@ -18,9 +21,26 @@ METHODS: dict[str, Callable[[RunConfig], Method]] = {
     "kaizen-replay-kd": kaizen.build_replay_kd,
     "joint": joint.build,
     "scratch": scratch.build,
+    "lump": lump.build,
 }
 
 
 def build_method(config: RunConfig) -> Method:
-    """The method ``config.strategy.name`` names, built for ``config``."""
-    return METHODS[config.strategy.name](config)
+    """The method ``config.strategy.name`` names, built for ``config``, with layer freezing
+    when ``freeze.enabled``."""
+    method = METHODS[config.strategy.name](config)
+    if config.freeze.enabled:
+        if not any(part.keeps_memory for part in method.parts):
+            keeping = sorted(
+                name
+                for name, build in METHODS.items()
+                if any(part.keeps_memory for part in build(config).parts)
+            )
+            raise ConfigError(
+                f"freeze.enabled=true needs earlier images to measure the task correlation, and "
+                f"strategy '{method.name}' keeps none; use one of {', '.join(keeping)}"
+            )
+        method.parts.append(
+            LayerFreezing(config.freeze, config.model, list(method.parts), config.seed)
+        )
+    return method

@@ -18,6 +18,7 @@ class LabelledReplay(Part):
     """
 
     name: ClassVar[str] = "replay"
+    keeps_memory: ClassVar[bool] = True
 
     def __init__(self, config: ReplayConfig, seed: int) -> None:
         self.config = config

@@ -1,0 +1,97 @@
+"""LUMP and layer freezing plugged into the trainer, end to end on synthetic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from lightning.fabric import Fabric
+
+import kaizen
+from kaizen.config import build_config
+from kaizen.continual.learner import build_learner
+from kaizen.continual.method import RunContext
+from kaizen.continual.parts.mixup import ReservoirMixup
+from kaizen.engine.stream import load_stream
+
+
+def _read(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())
+
+
+def test_lump_needs_no_labels_and_reports_the_task_aware_knn(tiny, tmp_path: Path) -> None:
+    tree = tiny("lump")
+    tree["scenario"]["label_fraction"] = 0.0
+    tree["eval"] = {"probes": ["knn", "knn-task"]}
+    kaizen.run(tree, tmp_path)
+    saved = _read(tmp_path)
+    assert saved["complete"]
+    assert "task-aware" in saved["probes"]["knn-task"]["protocol"]
+    task_aware = saved["probes"]["knn-task"]["values"]
+    assert len(task_aware) == 3 and all(0.0 <= v <= 1.0 for row in task_aware for v in row)
+
+
+def test_lump_mixes_each_view_with_an_augmented_buffer_view(tiny) -> None:
+    config = build_config(tiny("lump"))
+    fabric = Fabric(accelerator="cpu", devices=1)
+    stream = load_stream(config, fabric)
+    run = RunContext(stream, fabric, build_learner(config, 3, 6), stream.tasks[0])
+    part = ReservoirMixup(config.lump, seed=0)
+    part.start_task(run)
+    views = stream.augment(stream.train_images.gather(stream.tasks[0].train_indices[:4]))
+    assert part.transform(views, torch.Generator().manual_seed(0)) is views  # first task
+    part.end_task(run)
+    run.task = stream.tasks[1]
+    part.start_task(run)
+    assert len(part.indices) == config.lump.buffer_size
+    torch.manual_seed(7)
+    mixed = part.transform(views, torch.Generator().manual_seed(3))
+    # the same draws by hand: buffer images, their views, then lambda ~ Beta(0.4, 0.4)
+    torch.manual_seed(7)
+    draw = torch.randint(len(part.indices), (4,), generator=torch.Generator().manual_seed(3))
+    buffered = stream.augment(stream.train_images.gather(part.indices[draw]))
+    mix = float(torch.distributions.Beta(torch.tensor(0.4), torch.tensor(0.4)).sample())
+    torch.testing.assert_close(mixed, mix * views + (1 - mix) * buffered)
+    assert 0.0 < mix < 1.0
+
+
+def test_freezing_records_ratios_and_keeps_frozen_blocks_fixed(tiny, tmp_path: Path) -> None:
+    tree = tiny("kaizen")
+    tree["freeze"] = {"enabled": True, "threshold": 0.0}
+    tree["train"]["checkpoint_every_epochs"] = 1
+    kaizen.run(tree, tmp_path)
+    tasks = _read(tmp_path)["tasks"]
+    assert "parts" not in tasks[0]  # nothing measured at the first task
+    for record in tasks[1:]:
+        freeze = record["parts"]["freeze"]
+        assert freeze["blocks"] == ["stage1", "stage2", "stage3", "stage4"]
+        assert len(freeze["ratios"]) == 4 and all(0.0 <= r <= 1.0 + 1e-9 for r in freeze["ratios"])
+        assert freeze["frozen_depth"] == 3  # threshold 0: every block before the last stage
+    checkpoints = sorted((tmp_path / "checkpoints").glob("ckpt-t00[23]-e00000-*.pt"))
+    after_1, after_2 = (torch.load(p, weights_only=True)["learner"] for p in checkpoints)
+    frozen = "backbone.features.0.weight"  # stage 1
+    trained = "backbone.features.12.weight"  # stage 4
+    assert torch.equal(after_1[frozen], after_2[frozen])
+    assert not torch.equal(after_1[trained], after_2[trained])
+
+
+def test_no_freezing_above_every_ratio(tiny, tmp_path: Path) -> None:
+    tree = tiny("kaizen")
+    tree["freeze"] = {"enabled": True, "threshold": 1.0}
+    kaizen.run(tree, tmp_path)
+    depths = [t["parts"]["freeze"]["frozen_depth"] for t in _read(tmp_path)["tasks"][1:]]
+    assert depths == [0, 0]
+
+
+def test_the_report_shows_the_frozen_depth_and_block_ratios(tiny, tmp_path: Path) -> None:
+    from kaizen.report import write_report
+
+    tree = tiny("kaizen")
+    tree["freeze"] = {"enabled": True, "threshold": 0.0}
+    kaizen.run(tree, tmp_path)
+    markdown = write_report(tmp_path)[0].read_text()
+    section = markdown.split("## Layer freezing", 1)[1].split("\n## ", 1)[0]
+    assert "| task | frozen depth | stage1 | stage2 | stage3 | stage4 |" in section
+    ratios = _read(tmp_path)["tasks"][1]["parts"]["freeze"]["ratios"]
+    assert f"| 1 | 3 | {ratios[0]:.3f} |" in section
