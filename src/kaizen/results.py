@@ -43,7 +43,8 @@ class TaskRecord:
 
 @dataclass(frozen=True)
 class TaskCost:
-    """What one task cost: wall time of the whole task, of training alone, and peak memory."""
+    """What one task cost: wall time of the whole task, of training alone, and peak memory; and
+    for one training step, its backward FLOPs and the peak of its live training tensors."""
 
     task: int
     wall_seconds: float
@@ -51,6 +52,9 @@ class TaskCost:
     images_seen: int
     peak_memory_bytes: int
     memory_kind: str
+    backward_flops_per_step: int
+    step_peak_memory_bytes: int
+    step_memory_kind: str
 
 
 @dataclass

@@ -95,3 +95,36 @@ def test_the_report_shows_the_frozen_depth_and_block_ratios(tiny, tmp_path: Path
     assert "| task | frozen depth | stage1 | stage2 | stage3 | stage4 |" in section
     ratios = _read(tmp_path)["tasks"][1]["parts"]["freeze"]["ratios"]
     assert f"| 1 | 3 | {ratios[0]:.3f} |" in section
+
+
+def test_freezing_lowers_the_measured_backward_flops_and_step_memory(tiny, tmp_path: Path) -> None:
+    costs = {}
+    for name, freeze in (("plain", {}), ("frozen", {"enabled": True, "threshold": 0.0})):
+        tree = tiny("kaizen")
+        tree["freeze"] = freeze or {"enabled": False}
+        kaizen.run(tree, tmp_path / name)
+        costs[name] = json.loads((tmp_path / name / "costs.json").read_text())["tasks"]
+    plain, frozen = costs["plain"], costs["frozen"]
+    # the first task is never frozen: the same step costs the same
+    assert frozen[0]["backward_flops_per_step"] == plain[0]["backward_flops_per_step"] > 0
+    for task in (1, 2):
+        assert frozen[task]["backward_flops_per_step"] < plain[task]["backward_flops_per_step"]
+        assert frozen[task]["step_peak_memory_bytes"] < plain[task]["step_peak_memory_bytes"]
+    assert plain[0]["step_memory_kind"] == frozen[0]["step_memory_kind"]
+
+
+def test_compare_shows_the_savings_columns(tiny, tmp_path: Path) -> None:
+    from kaizen.report import compare_runs
+
+    for name, enabled in (("plain", False), ("frozen", True)):
+        tree = tiny("kaizen")
+        tree["name"] = name
+        tree["freeze"] = {"enabled": enabled, "threshold": 0.0}
+        kaizen.run(tree, tmp_path / name)
+    comparison = compare_runs([tmp_path / "plain", tmp_path / "frozen"], tmp_path / "compare")
+    markdown = (tmp_path / "compare" / "compare.md").read_text()
+    assert "backward GFLOPs 1..T" in markdown and "step memory (MiB)" in markdown
+    plain, frozen = sorted(comparison.groups, key=lambda group: "freeze" in group.strategy)
+    assert "freeze.enabled=true" in frozen.strategy
+    assert frozen.costs.backward_flops < plain.costs.backward_flops
+    assert frozen.costs.step_memory_bytes < plain.costs.step_memory_bytes

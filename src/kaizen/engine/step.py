@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from lightning.fabric import Fabric
@@ -74,6 +75,8 @@ class TrainStep:
         self.with_distill = any(term.name == "feature_distill" for term in terms)
         self.clip_grad_norm = clip_grad_norm
         self.transform_views = transform_views
+        self.backward_region: Callable[[], AbstractContextManager[None]] = nullcontext
+        """Entered around the backward pass (a FLOP counter on the measured step)."""
 
     def __call__(
         self, images: Tensor, labels: Tensor, tau: float, replayed: Tensor | None = None
@@ -103,7 +106,8 @@ class TrainStep:
                 loss, values = self.module(views, with_distill=self.with_distill, loss_fn=loss_fn)
         with record_function("kaizen.backward"):
             self.optimizer.zero_grad(set_to_none=True)
-            self.fabric.backward(loss)
+            with self.backward_region():
+                self.fabric.backward(loss)
         with record_function("kaizen.optimizer_and_ema"):
             if self.clip_grad_norm is not None:
                 self.fabric.clip_gradients(

@@ -13,6 +13,7 @@ import platform
 import resource
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from kaizen.continual.methods import build_method
 from kaizen.data.replay import replayed_rows
 from kaizen.data.scenario import Task, training_labels
 from kaizen.engine.checkpoints import CheckpointStore, Position
+from kaizen.engine.costs import BackwardFlops, LiveTensorPeak
 from kaizen.engine.hardware import check_hardware
 from kaizen.engine.interrupt import RunInterrupted, StopRequests
 from kaizen.engine.optim import TaskSchedule, build_optimizer
@@ -107,6 +109,17 @@ def check_parallel_config(config: RunConfig, fabric: Fabric) -> None:
             "train.sync_batchnorm=true needs GPUs (PyTorch synchronises BatchNorm on accelerators "
             "only); set it to false on CPU"
         )
+
+
+def _training_state(learner: Learner, optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """The tensors a training step keeps between steps: parameters and optimiser state."""
+    state = [
+        value
+        for per_param in optimizer.state.values()
+        for value in per_param.values()
+        if isinstance(value, Tensor)
+    ]
+    return [*learner.parameters(), *learner.buffers(), *state]
 
 
 class ContinualTrainer:
@@ -363,7 +376,9 @@ class ContinualTrainer:
             watch.check(task.index, steps_per_epoch)
             self._save(position, optimizer, order, clock())
 
+        flops, step_memory = BackwardFlops(), LiveTensorPeak(fabric.device)
         step = start.epoch * steps_per_epoch + start.batch
+        measured = False
         progress.start_task(task.index, len(stream.tasks), total_steps, step)
         self.learner.train()
         train_start = time.perf_counter()
@@ -387,7 +402,14 @@ class ContinualTrainer:
                 schedule.set(step)
                 tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
                 images = stream.train_images.gather(batch)
-                values = train_step(images, labels[batch.to(labels.device)], tau, replayed)
+                batch_labels = labels[batch.to(labels.device)]
+                if measured:
+                    values = train_step(images, batch_labels, tau, replayed)
+                else:  # the first step run in the task: its FLOPs and memory
+                    train_step.backward_region = flops.measure
+                    with step_memory.measure(_training_state(self.learner, optimizer)):
+                        values = train_step(images, batch_labels, tau, replayed)
+                    train_step.backward_region, measured = nullcontext, True
                 watch.observe(values, step)
                 step += 1
                 window_images += len(batch) * fabric.world_size
@@ -404,7 +426,9 @@ class ContinualTrainer:
             if done < epochs and done % config.train.checkpoint_every_epochs == 0:
                 save(Position(task.index, done, 0), None)
         watch.check(task.index, steps_per_epoch)
-        self._finish_task(task, total_steps, batch_size + extra_rows, clock)
+        self._finish_task(
+            task, total_steps, batch_size + extra_rows, clock, (flops.total, step_memory)
+        )
 
     def _finish_task(
         self,
@@ -412,6 +436,7 @@ class ContinualTrainer:
         steps: int,
         images_per_step: int,
         clock: Callable[[], dict[str, float]],
+        step_costs: tuple[int, LiveTensorPeak],
     ) -> None:
         """End the task in every part, evaluate, record, write results and checkpoint.
 
@@ -438,8 +463,19 @@ class ContinualTrainer:
             )
         )
         memory, kind = self._peak_memory()
+        step_flops, step_memory = step_costs
         self.result.costs.append(
-            TaskCost(task.index, clock()["wall"], train_seconds, images, memory, kind)
+            TaskCost(
+                task.index,
+                clock()["wall"],
+                train_seconds,
+                images,
+                memory,
+                kind,
+                step_flops,
+                step_memory.bytes,
+                step_memory.method,
+            )
         )
         if self.fabric.is_global_zero:
             write_results(self.result, self.out_dir)

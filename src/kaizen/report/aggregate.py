@@ -64,12 +64,19 @@ class Costs:
     """Totals over the tasks of a run, averaged over seeds.
 
     Wall time and peak memory come from costs.json and are None when a run of the group has no
-    costs.json; images come from the per-task records of results.json.
+    costs.json; images come from the per-task records of results.json. Over tasks 1..T (where
+    freezing acts): ``train_seconds`` sums the training times, ``backward_flops`` sums each
+    task's measured backward FLOPs per step times its steps, and ``step_memory_bytes`` is the
+    largest measured peak of a step's live training tensors; None for runs that did not
+    measure them.
     """
 
     wall_seconds: float | None
     images_seen: float
     peak_memory_bytes: float | None
+    train_seconds: float | None = None
+    backward_flops: float | None = None
+    step_memory_bytes: float | None = None
 
 
 BUDGET_KEYS = ("train.epochs", "data.train_per_class")
@@ -184,7 +191,21 @@ def _costs(runs: Sequence[Run]) -> Costs:
         return Costs(None, images, None)
     wall = statistics.fmean(sum(task["wall_seconds"] for task in tasks) for tasks in tables)
     peak = statistics.fmean(max(task["peak_memory_bytes"] for task in tasks) for tasks in tables)
-    return Costs(wall, images, peak)
+    later = [tasks[1:] for tasks in tables]
+    if not all(later) or any("backward_flops_per_step" not in t for ts in later for t in ts):
+        return Costs(wall, images, peak)
+    steps = [{r["task"]: r["steps"] for r in run.results["tasks"]} for run in runs]
+    return Costs(
+        wall,
+        images,
+        peak,
+        statistics.fmean(sum(t["train_seconds"] for t in tasks) for tasks in later),
+        statistics.fmean(
+            sum(t["backward_flops_per_step"] * count[t["task"]] for t in tasks)
+            for tasks, count in zip(later, steps, strict=True)
+        ),
+        statistics.fmean(max(t["step_peak_memory_bytes"] for t in tasks) for tasks in later),
+    )
 
 
 def _saving(value: float | None, reference: float | None) -> float | None:

@@ -42,6 +42,10 @@ def _megabytes(value: float | None) -> float | None:
     return None if value is None else value / _MIB
 
 
+def _giga(value: float | None) -> float | None:
+    return None if value is None else value / 1e9
+
+
 def _check_one_setting(runs: Sequence[Run]) -> str:
     settings = {run.setting: run.path for run in runs}
     if len(settings) > 1:
@@ -146,7 +150,8 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
     document.paragraph(
         "Totals over the tasks of a run, mean over seeds. Saving = 1 - strategy / scratch "
         f"(the '{SCRATCH}' strategy with the same SSL method); n/a without a scratch run or "
-        "without costs.json."
+        "without costs.json. Over tasks 1..T: training time, backward FLOPs (one measured "
+        "step per task times its steps) and the peak of a step's live training tensors."
     )
     document.table(
         [
@@ -158,6 +163,9 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
             "peak memory (MiB)",
             "wall-time saving",
             "images saving",
+            "train time 1..T (s)",
+            "backward GFLOPs 1..T",
+            "step memory (MiB)",
         ],
         [
             [
@@ -169,6 +177,9 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
                 cell(_megabytes(group.costs.peak_memory_bytes), digits=1),
                 _percent(group.wall_saving),
                 _percent(group.images_saving),
+                cell(group.costs.train_seconds, digits=1),
+                cell(_giga(group.costs.backward_flops), digits=1),
+                cell(_megabytes(group.costs.step_memory_bytes), digits=1),
             ]
             for group in groups
         ],
@@ -207,6 +218,9 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 "peak_memory_bytes",
                 "wall_saving_vs_scratch",
                 "images_saving_vs_scratch",
+                "later_tasks_train_seconds",
+                "later_tasks_backward_flops",
+                "step_peak_memory_bytes",
             ]
         )
         for group in groups:
@@ -216,6 +230,9 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 group.costs.peak_memory_bytes,
                 group.wall_saving,
                 group.images_saving,
+                group.costs.train_seconds,
+                group.costs.backward_flops,
+                group.costs.step_memory_bytes,
             )
             writer.writerow(
                 [
