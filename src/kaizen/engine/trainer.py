@@ -24,7 +24,7 @@ from torch import Tensor
 
 import kaizen
 from kaizen.config import RunConfig, same_run, to_plain
-from kaizen.continual.learner import Learner, build_learner, ssl_settings
+from kaizen.continual.learner import Learner, build_learner
 from kaizen.continual.strategies import STRATEGIES, Strategy, task_terms
 from kaizen.continual.teacher import Teacher
 from kaizen.data.replay import ReplayBuffer, replayed_rows
@@ -48,7 +48,6 @@ from kaizen.errors import ConfigError, KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
 from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.results import Result, TaskCost, TaskRecord, write_results
-from kaizen.ssl.base import momentum_tau
 
 FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 CHECKPOINT_FORMAT = 1
@@ -350,7 +349,6 @@ class ContinualTrainer:
         replay_batch = config.replay.batch_size if replay_indices is not None else 0
         world = fabric.world_size
         replayed = replayed_rows(batch_size // world, replay_batch // world, fabric.device)
-        settings = ssl_settings(config)
 
         def this_rank(global_batch: Tensor) -> Tensor:
             """This process's contiguous share of a batch drawn identically on every process."""
@@ -393,7 +391,7 @@ class ContinualTrainer:
                     )
                     batch = torch.cat([batch, this_rank(replay_indices[draw])])
                 schedule.set(step)
-                tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
+                tau = self.learner.ssl.momentum_rate(step, total_steps)
                 images = stream.train_images.gather(batch)
                 values = train_step(images, labels[batch.to(labels.device)], tau, replayed)
                 watch.observe(values, step)

@@ -1,11 +1,11 @@
 """Named presets: the paper's split CIFAR-100 settings, a Fashion-MNIST family, and the demo.
 
 A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``,
-the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and
-augmentations differ), the family's own overlay for that method in ``<family>/<ssl>.yaml`` when
-it has one (VICReg's gradient clipping on Fashion-MNIST), and the strategy's name (the paper's
-three and ``kaizen-replay-kd``). ``demo`` is
-``fmnist-simclr-kaizen`` named demo.
+the SSL method's overlay in ``ssl/<ssl>.yaml`` when it has one (the optimiser settings of
+VICReg, SimSiam and Barlow Twins differ, and VICReg's augmentations), the family's own overlay
+for that method in ``<family>/<ssl>.yaml`` when it has one (on Fashion-MNIST each method's own
+settings, such as the MoCo queue, and VICReg's gradient clipping), and the strategy's name (the
+paper's three and ``kaizen-replay-kd``). ``demo`` is ``fmnist-simclr-kaizen`` named demo.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from kaizen.config import deep_merge, load_yaml
 from kaizen.errors import ConfigError
 
 FAMILIES = ("fmnist", "cifar100")
-SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg")
+SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
 PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd")
 DEMO = ("fmnist", "simclr", "kaizen")
