@@ -13,8 +13,21 @@ from typing import Any
 
 import pytest
 
-from kaizen.config import RunConfig, build_config
+from kaizen.config import SSL_SETTINGS, RunConfig, build_config
 from kaizen.eval.metrics import continual_metrics
+
+
+def small_ssl(ssl: str, width: int, output_dim: int, queue_size: int) -> dict[str, Any]:
+    """An ``ssl`` section of method ``ssl`` with heads of ``width`` and ``output_dim``, and a
+    queue of ``queue_size`` keys where the method has one: only the method's own keys."""
+    section = {
+        "method": ssl,
+        "proj_hidden_dim": width,
+        "proj_output_dim": output_dim,
+        "pred_hidden_dim": width,
+        "queue_size": queue_size,
+    }
+    return {key: value for key, value in section.items() if key in SSL_SETTINGS[ssl].model_fields}
 
 
 def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
@@ -33,13 +46,7 @@ def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
         },
         "scenario": {"num_tasks": 3},
         "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 32},
-        "ssl": {
-            "method": ssl,
-            "proj_hidden_dim": 32,
-            "proj_output_dim": 16,
-            "pred_hidden_dim": 32,
-            "queue_size": 64,
-        },
+        "ssl": small_ssl(ssl, 32, 16, 64),
         "strategy": {"name": strategy, "distill_predictor_hidden_dim": 32},
         "replay": {"fraction_per_class": 0.25, "batch_size": 4},
         "lump": {"buffer_size": 32},
@@ -60,13 +67,7 @@ def small_learner_config(ssl: str = "simclr", **strategy: Any) -> RunConfig:
     return build_config(
         {
             "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 16},
-            "ssl": {
-                "method": ssl,
-                "proj_hidden_dim": 16,
-                "proj_output_dim": 8,
-                "pred_hidden_dim": 16,
-                "queue_size": 16,
-            },
+            "ssl": small_ssl(ssl, 16, 8, 16),
             "strategy": {"distill_predictor_hidden_dim": 16, **strategy},
         }
     )

@@ -275,7 +275,8 @@ def test_load_yaml_does_not_construct_python_objects(tmp_path: Path):
 
 # ---------------------------------------------------------------------------- presets
 
-SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
+PAPER_SSL = ("simclr", "mocov2plus", "byol", "vicreg")
+SSL_METHODS = (*PAPER_SSL, "simsiam", "barlow")
 STRATEGIES = ("finetune", "cassle", "kaizen", "kaizen-replay-kd", "lump")
 PAPER_PRESETS = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
 CIFAR10_PRESETS = [f"cifar10-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
@@ -354,8 +355,34 @@ def test_vicreg_presets_use_vicreg_optimiser_settings(strategy):
     assert config.augment.solarize_prob == (0.1, 0.1)
 
 
+@pytest.mark.parametrize("strategy", KAIZEN_STRATEGIES)
+def test_simsiam_presets_use_simsiams_sgd_setting(strategy):
+    config = build_config(load_preset(f"cifar100-simsiam-{strategy}"))
+    assert config.optim.name == "sgd"
+    assert config.optim.lr == pytest.approx(0.03)
+    assert config.optim.weight_decay == pytest.approx(5e-4)
+    assert config.optim.momentum == pytest.approx(0.9)
+    assert config.optim.scale_lr_by_batch
+
+
+@pytest.mark.parametrize("strategy", KAIZEN_STRATEGIES)
+def test_barlow_presets_use_cassles_lars_setting_and_loss_scale(strategy):
+    config = build_config(load_preset(f"cifar100-barlow-{strategy}"))
+    assert config.optim.name == "lars"
+    assert config.optim.lr == pytest.approx(0.3)
+    assert config.optim.weight_decay == pytest.approx(1e-4)
+    assert config.ssl.method == "barlow"
+    assert config.ssl.loss_scale == pytest.approx(0.1)
+    assert config.ssl.off_diagonal_weight == pytest.approx(5.1e-3)
+
+
 @pytest.mark.parametrize(
-    "name", [name for name in KAIZEN_PAPER_PRESETS if not name.startswith("cifar100-vicreg")]
+    "name",
+    [
+        name
+        for name in KAIZEN_PAPER_PRESETS
+        if name.split("-")[1] in ("simclr", "mocov2plus", "byol")
+    ],
 )
 def test_other_paper_presets_use_the_shared_optimiser_settings(name):
     config = build_config(load_preset(name))
@@ -400,3 +427,138 @@ def test_same_run_ignores_runtime_settings_and_keys_added_since():
     saved["optim"]["lr"] = 0.5
     assert not same_run(saved, config)
     assert not same_run({"train": {"no_such_key": 1}}, config)
+
+
+# ---------------------------------------------------------------------------- SSL settings
+
+# What every preset trained with before each SSL method had its own settings record, worked out
+# from the values of that time: the method's paper values, and in the fmnist family the family's
+# shared ssl values on top of those the method uses.
+OLD_PAPER_SSL = {
+    "simclr": {"proj_hidden_dim": 4096, "proj_output_dim": 256, "temperature": 0.1},
+    "mocov2plus": {
+        "proj_hidden_dim": 2048,
+        "proj_output_dim": 256,
+        "temperature": 0.2,
+        "queue_size": 65536,
+        "tau_base": 0.99,
+        "tau_final": 0.999,
+    },
+    "byol": {
+        "proj_hidden_dim": 4096,
+        "proj_output_dim": 256,
+        "pred_hidden_dim": 4096,
+        "tau_base": 0.99,
+        "tau_final": 1.0,
+    },
+    "vicreg": {
+        "proj_hidden_dim": 2048,
+        "proj_output_dim": 2048,
+        "sim_weight": 25.0,
+        "var_weight": 25.0,
+        "cov_weight": 1.0,
+    },
+}
+OLD_FMNIST_SSL = {
+    "proj_hidden_dim": 256,
+    "proj_output_dim": 128,
+    "pred_hidden_dim": 256,
+    "queue_size": 4096,
+    "temperature": 0.2,
+}
+OLD_PRESETS = ["demo", *(p for p in PAPER_PRESETS + FMNIST_PRESETS if p.split("-")[1] in PAPER_SSL)]
+
+
+@pytest.mark.parametrize("name", OLD_PRESETS)
+def test_existing_presets_keep_their_effective_ssl_settings(name):
+    family, ssl = ("fmnist", "simclr") if name == "demo" else name.split("-")[:2]
+    expected = dict(OLD_PAPER_SSL[ssl])
+    if family == "fmnist":
+        expected.update({key: v for key, v in OLD_FMNIST_SSL.items() if key in expected})
+    assert build_config(load_preset(name)).ssl.model_dump() == {"method": ssl, **expected}
+
+
+def test_other_methods_key_is_one_line_naming_it_and_its_method_from_every_source(tmp_path):
+    expected = (
+        "config key 'ssl.queue_size' does not apply to ssl.method=simclr (it is a setting of "
+        "mocov2plus); remove it or choose that method"
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text("ssl:\n  method: simclr\n  queue_size: 5\n")
+    sources = [
+        (load_yaml(path), []),
+        ({"ssl": {"method": "simclr", "queue_size": 5}}, []),
+        ({}, ["ssl.method=simclr", "ssl.queue_size=5"]),
+        ({}, ["ssl.queue_size=5", "ssl.method=simclr"]),
+        ({"ssl": {"method": "simclr"}}, ["ssl.queue_size=5"]),
+    ]
+    for tree, overrides in sources:
+        assert _error_of(tree, overrides) == expected
+
+
+def test_key_of_several_other_methods_names_them_all():
+    message = _error_of({}, ["ssl.method=simclr", "ssl.tau_base=0.9"])
+    assert "'ssl.tau_base' does not apply to ssl.method=simclr" in message
+    assert "(it is a setting of mocov2plus, byol)" in message
+    assert "choose one of those methods" in message
+
+
+def test_ssl_section_without_a_method_is_the_default_mocov2plus():
+    config = build_config({"ssl": {"queue_size": 512}})
+    assert (config.ssl.method, config.ssl.queue_size) == ("mocov2plus", 512)
+    message = _error_of({"ssl": {"pred_hidden_dim": 64}}, [])
+    assert "'ssl.pred_hidden_dim' does not apply to ssl.method=mocov2plus" in message
+    assert "(it is a setting of byol, simsiam)" in message
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [("ssl.temprature", "ssl.temperature"), ("ssl.off_diagonal_weigth", "ssl.off_diagonal_weight")],
+)
+def test_unknown_ssl_key_suggests_a_key_of_any_method(key, suggestion):
+    for tree, overrides in (({}, [f"{key}=1"]), ({"ssl": {key.split(".")[1]: 1}}, [])):
+        message = _error_of(tree, overrides)
+        assert f"unknown config key '{key}'" in message
+        assert f"did you mean '{suggestion}'" in message
+
+
+def test_out_of_range_ssl_value_names_the_key():
+    message = _error_of({}, ["ssl.method=barlow", "ssl.loss_scale=0"])
+    assert "'ssl.loss_scale' = 0" in message
+
+
+def test_each_method_takes_its_own_keys():
+    config = build_config(
+        {}, ["ssl.method=barlow", "ssl.off_diagonal_weight=0.01", "ssl.proj_output_dim=64"]
+    )
+    assert config.ssl.method == "barlow"
+    assert (config.ssl.off_diagonal_weight, config.ssl.proj_output_dim) == (0.01, 64)
+    assert config.ssl.proj_hidden_dim == 2048  # the record's default
+    config = build_config({}, ["ssl.method=simsiam", "ssl.pred_hidden_dim=64"])
+    assert (config.ssl.pred_hidden_dim, config.ssl.proj_output_dim) == (64, 2048)
+
+
+def test_switching_the_method_by_override_leaves_the_old_methods_keys_behind():
+    tree = {"ssl": {"method": "mocov2plus", "queue_size": 128, "proj_output_dim": 64}}
+    config = build_config(tree, ["ssl.method=simclr"])
+    assert config.ssl.model_dump() == {
+        "method": "simclr",
+        "proj_hidden_dim": 4096,
+        "proj_output_dim": 64,  # a key both methods have is kept
+        "temperature": 0.1,
+    }
+    assert tree["ssl"]["queue_size"] == 128  # the input tree is not changed
+    # a key the override itself sets is still checked, and so is an unknown key of the tree
+    assert "does not apply" in _error_of(tree, ["ssl.method=simclr", "ssl.queue_size=8"])
+    typo = {"ssl": {"method": "mocov2plus", "queue_sise": 128}}
+    assert "unknown config key 'ssl.queue_sise'" in _error_of(typo, ["ssl.method=simclr"])
+
+
+@pytest.mark.parametrize("ssl", SSL_METHODS)
+def test_to_plain_dumps_only_the_chosen_methods_settings_and_round_trips(ssl):
+    from kaizen.config import SSL_SETTINGS, to_plain
+
+    config = build_config({}, [f"ssl.method={ssl}"])
+    plain = to_plain(config)
+    assert set(plain["ssl"]) == set(SSL_SETTINGS[ssl].model_fields)
+    assert build_config(plain) == config

@@ -11,7 +11,8 @@ import copy
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from kaizen.errors import ConfigError
 
@@ -118,17 +120,104 @@ class ModelConfig(Section):
     weights: Path | None = Field(None, description="Backbone state dict to start from.")
 
 
-class SSLConfig(Section):
-    """The self-supervised method; unset values take the method's paper defaults."""
+class SSLSettings(Section):
+    """Base of the SSL method records: every method has a projector F -> proj_output_dim.
 
-    method: Literal["simclr", "mocov2plus", "byol", "vicreg"] = "mocov2plus"
-    proj_hidden_dim: int | None = Field(None, ge=1)
-    proj_output_dim: int | None = Field(None, ge=1)
-    pred_hidden_dim: int | None = Field(None, ge=0)
-    temperature: float | None = Field(None, gt=0.0)
-    queue_size: int | None = Field(None, ge=0)
-    tau_base: float | None = Field(None, ge=0.0, le=1.0)
-    tau_final: float | None = Field(None, ge=0.0, le=1.0)
+    Each method's record holds its own settings only, with the paper's values (Kaizen, split
+    CIFAR-100) as defaults; ``method`` is the tag of the ``ssl:`` section's union.
+    """
+
+    method: str
+    proj_hidden_dim: int = Field(ge=1)
+    proj_output_dim: int = Field(ge=1)
+
+
+class MomentumSettings(SSLSettings):
+    """Settings of a momentum encoder, raised from tau_base to tau_final over each task."""
+
+    tau_base: float = Field(0.99, ge=0.0, le=1.0)
+    tau_final: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class SimCLRSettings(SSLSettings):
+    """SimCLR (Chen et al., ICML 2020)."""
+
+    method: Literal["simclr"] = "simclr"
+    proj_hidden_dim: int = Field(4096, ge=1)
+    proj_output_dim: int = Field(256, ge=1)
+    temperature: float = Field(0.1, gt=0.0)
+
+
+class MoCoV2PlusSettings(MomentumSettings):
+    """MoCoV2+ (Chen et al., arXiv 2003.04297, with a symmetric loss)."""
+
+    method: Literal["mocov2plus"] = "mocov2plus"
+    proj_hidden_dim: int = Field(2048, ge=1)
+    proj_output_dim: int = Field(256, ge=1)
+    temperature: float = Field(0.2, gt=0.0)
+    queue_size: int = Field(65536, ge=1, description="Negative keys kept per view.")
+    tau_final: float = Field(0.999, ge=0.0, le=1.0)
+
+
+class BYOLSettings(MomentumSettings):
+    """BYOL (Grill et al., NeurIPS 2020)."""
+
+    method: Literal["byol"] = "byol"
+    proj_hidden_dim: int = Field(4096, ge=1)
+    proj_output_dim: int = Field(256, ge=1)
+    pred_hidden_dim: int = Field(4096, ge=1)
+
+
+class VICRegSettings(SSLSettings):
+    """VICReg (Bardes et al., ICLR 2022) and the weights of its three terms."""
+
+    method: Literal["vicreg"] = "vicreg"
+    proj_hidden_dim: int = Field(2048, ge=1)
+    proj_output_dim: int = Field(2048, ge=1)
+    sim_weight: float = Field(25.0, ge=0.0, description="Invariance term.")
+    var_weight: float = Field(25.0, ge=0.0, description="Variance term.")
+    cov_weight: float = Field(1.0, ge=0.0, description="Covariance term.")
+
+
+class SimSiamSettings(SSLSettings):
+    """SimSiam (Chen & He, CVPR 2021): its predictor's bottleneck is pred_hidden_dim."""
+
+    method: Literal["simsiam"] = "simsiam"
+    proj_hidden_dim: int = Field(2048, ge=1)
+    proj_output_dim: int = Field(2048, ge=1)
+    pred_hidden_dim: int = Field(512, ge=1)
+
+
+class BarlowSettings(SSLSettings):
+    """Barlow Twins (Zbontar et al., ICML 2021)."""
+
+    method: Literal["barlow"] = "barlow"
+    proj_hidden_dim: int = Field(2048, ge=1)
+    proj_output_dim: int = Field(2048, ge=1)
+    off_diagonal_weight: float = Field(
+        5.1e-3, ge=0.0, description="lambda, the weight of the redundancy-reduction term."
+    )
+    loss_scale: float = Field(1.0, gt=0.0, description="Factor of the whole loss.")
+
+
+SSLConfig = Annotated[
+    SimCLRSettings
+    | MoCoV2PlusSettings
+    | BYOLSettings
+    | VICRegSettings
+    | SimSiamSettings
+    | BarlowSettings,
+    Field(discriminator="method"),
+]
+"""The ``ssl:`` section: the record of the method ``ssl.method`` names."""
+
+SSL_SETTINGS: dict[str, type[SSLSettings]] = {
+    record.model_fields["method"].default: record for record in get_args(get_args(SSLConfig)[0])
+}
+"""Each SSL method's settings record by ``ssl.method``."""
+
+DEFAULT_SSL_METHOD = MoCoV2PlusSettings().method
+"""The method of an ``ssl:`` section that does not name one."""
 
 
 StrategyName = Literal[
@@ -299,7 +388,7 @@ class RunConfig(Section):
     data: DataConfig = DataConfig()
     scenario: ScenarioConfig = ScenarioConfig()
     model: ModelConfig = ModelConfig()
-    ssl: SSLConfig = SSLConfig()
+    ssl: SSLConfig = MoCoV2PlusSettings()
     strategy: StrategyConfig = StrategyConfig()
     replay: ReplayConfig = ReplayConfig()
     lump: LumpConfig = LumpConfig()
@@ -308,6 +397,13 @@ class RunConfig(Section):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+
+    @field_validator("ssl", mode="before")
+    @classmethod
+    def _default_ssl_method(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "method" not in value:
+            return {**value, "method": DEFAULT_SSL_METHOD}
+        return value
 
 
 def _first_line(error: Exception) -> str:
@@ -336,42 +432,73 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+def _section_models(annotation: Any) -> list[type[BaseModel]]:
+    """The sections a field holds: its model, every model of a union (the SSL records), or none."""
+    members = (
+        get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    )
+    return [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+
+
+def _fields(models: Sequence[type[BaseModel]]) -> dict[str, FieldInfo]:
+    """The fields of ``models`` together, by name: a union's keys are all its members' keys."""
+    fields: dict[str, FieldInfo] = {}
+    for model in models:
+        for name, field in model.model_fields.items():
+            fields.setdefault(name, field)
+    return fields
+
+
+def _known_keys(models: Sequence[type[BaseModel]] = (RunConfig,), prefix: str = "") -> list[str]:
     keys = []
-    for name, field in model.model_fields.items():
+    for name, field in _fields(models).items():
         keys.append(prefix + name)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(_known_keys(annotation, f"{prefix}{name}."))
+        keys.extend(_known_keys(_section_models(field.annotation), f"{prefix}{name}."))
     return keys
 
 
 def _unknown_key_error(dotted: str) -> ConfigError:
-    close = difflib.get_close_matches(dotted, _known_keys(RunConfig), n=1)
+    close = difflib.get_close_matches(dotted, _known_keys(), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return ConfigError(
         f"unknown config key '{dotted}'{hint}; `kaizen run --help` and the presets show the keys"
     )
 
 
+def _other_method_error(key: str, method: str) -> ConfigError | None:
+    """The error of ssl key ``key`` given with ``ssl.method=method`` when another method has it."""
+    owners = [name for name, record in SSL_SETTINGS.items() if key in record.model_fields]
+    if not owners:
+        return None
+    choice = "that method" if len(owners) == 1 else "one of those methods"
+    return ConfigError(
+        f"config key 'ssl.{key}' does not apply to ssl.method={method} (it is a setting of "
+        f"{', '.join(owners)}); remove it or choose {choice}"
+    )
+
+
 def set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
-    """Set ``tree[path[0]][path[1]]... = value``, creating sections, rejecting unknown keys."""
-    model: type[BaseModel] = RunConfig
+    """Set ``tree[path[0]][path[1]]... = value``, creating sections, rejecting unknown keys.
+
+    A key of any SSL method is accepted under ``ssl``; whether it applies to the chosen method
+    is checked when the tree is validated, after every override.
+    """
+    models: list[type[BaseModel]] = [RunConfig]
     node = tree
     for depth, key in enumerate(path):
-        field = model.model_fields.get(key)
+        field = _fields(models).get(key)
         if field is None:
             raise _unknown_key_error(".".join(path[: depth + 1]))
         if depth == len(path) - 1:
             node[key] = value
             return
-        annotation = field.annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        children = _section_models(field.annotation)
+        if not children:
             raise _unknown_key_error(".".join(path[: depth + 2]))
         child = node.setdefault(key, {})
         if not isinstance(child, dict):
             child = node[key] = {}
-        node, model = child, annotation
+        node, models = child, children
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
@@ -387,13 +514,24 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def _location(loc: tuple[Any, ...]) -> str:
     """The dotted config key of a validation error location, without pydantic's union tags."""
-    known = set(_known_keys(RunConfig))
+    known = set(_known_keys())
     parts: list[str] = []
     for part in loc:
         candidate = ".".join([*parts, str(part)])
         if candidate in known or isinstance(part, int):
             parts.append(str(part))
     return ".".join(parts)
+
+
+def _extra_key_error(loc: tuple[Any, ...]) -> ConfigError:
+    """The error of a key the schema has no place for at ``loc``."""
+    section, key = _location(loc[:-1]), str(loc[-1])
+    if section == "ssl":
+        # the location is ("ssl", <the method's tag>, key)
+        error = _other_method_error(key, str(loc[1]))
+        if error is not None:
+            return error
+    return _unknown_key_error(f"{section}.{key}" if section else key)
 
 
 def validate_config(tree: dict[str, Any]) -> RunConfig:
@@ -403,11 +541,18 @@ def validate_config(tree: dict[str, Any]) -> RunConfig:
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "extra_forbidden":
-            raise _unknown_key_error(".".join(map(str, first["loc"]))) from None
+            raise _extra_key_error(first["loc"]) from None
         where = _location(first["loc"])
         given = first.get("input")
-        shown = "" if isinstance(given, dict) else f" = {given!r}"
         message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "union_tag_invalid":
+            # the section's tag (ssl.method) names no member of the union
+            ctx = first["ctx"]
+            tag_key = ctx["discriminator"].strip("'")
+            where = f"{where}.{tag_key}"
+            given = ctx["tag"]
+            message = f"Input should be one of {ctx['expected_tags']}"
+        shown = "" if isinstance(given, dict) else f" = {given!r}"
         raise ConfigError(f"config value '{where}'{shown}: {message}") from None
 
 
@@ -426,12 +571,45 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return content
 
 
+def _ssl_method(tree: dict[str, Any]) -> Any:
+    """The tree's ``ssl.method`` (the default when unset), or None when ``ssl`` is no section."""
+    section = tree.get("ssl", {})
+    return section.get("method", DEFAULT_SSL_METHOD) if isinstance(section, dict) else None
+
+
+def _switch_ssl_method(tree: dict[str, Any], before: Any, overridden: set[str]) -> None:
+    """After overrides changed ``ssl.method`` from ``before``: drop the tree's settings of other
+    methods that the new one lacks (a preset's queue size when a sweep switches MoCoV2+ to
+    SimCLR). Keys set by the overrides themselves stay, and so are still rejected."""
+    method = _ssl_method(tree)
+    if method == before or method not in SSL_SETTINGS:
+        return
+    own = SSL_SETTINGS[method].model_fields
+    ssl_keys = _fields(list(SSL_SETTINGS.values()))
+    tree["ssl"] = {
+        key: value
+        for key, value in tree["ssl"].items()
+        if key in own or key in overridden or key not in ssl_keys
+    }
+
+
 def build_config(tree: dict[str, Any], overrides: Sequence[str] = ()) -> RunConfig:
-    """Apply ``key=value`` overrides to a config tree and validate it."""
+    """Apply ``key=value`` overrides to a config tree and validate it.
+
+    An ``ssl.method`` override that changes the tree's method leaves behind the tree's settings
+    of the old method that the new one does not have; every other key that does not apply to
+    the chosen method is an error.
+    """
     tree = copy.deepcopy(tree)
+    method = _ssl_method(tree)
+    overridden: set[str] = set()
     for text in overrides:
         path, value = parse_override(text)
         set_path(tree, path, value)
+        if path[0] == "ssl":
+            section = {path[1]: value} if len(path) > 1 else value
+            overridden.update(section if isinstance(section, dict) else ())
+    _switch_ssl_method(tree, method, overridden)
     return validate_config(tree)
 
 

@@ -13,7 +13,7 @@ from kaizen.continual.methods import METHODS, build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, classifier_cross_entropy, total_loss
 
-SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg")
+SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 NUM_CLASSES = 4
 
 
@@ -260,7 +260,15 @@ def test_kaizen_term_weights_follow_the_config():
 
 
 @pytest.mark.parametrize(
-    ("ssl", "weight"), [("simclr", 1.0), ("mocov2plus", 1.0), ("byol", 1.0), ("vicreg", 25.0)]
+    ("ssl", "weight"),
+    [
+        ("simclr", 1.0),
+        ("mocov2plus", 1.0),
+        ("byol", 1.0),
+        ("vicreg", 25.0),
+        ("simsiam", 1.0),
+        ("barlow", 1.0),
+    ],
 )
 def test_default_feature_distill_weight(ssl, weight):
     config = _config(ssl)

@@ -16,6 +16,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from kaizen.distributed import gather_views
+from kaizen.ssl.barlow import barlow_loss
 from kaizen.ssl.distill import distill_loss
 from kaizen.ssl.simclr import nt_xent_loss
 from kaizen.ssl.vicreg import vicreg_loss
@@ -23,6 +24,7 @@ from kaizen.ssl.vicreg import vicreg_loss
 WORLD = 2
 IMAGES_PER_PROCESS = 3
 DIM = 4
+LOSSES = ("nt_xent", "vicreg", "barlow", "contrastive_distill", "decorrelative_distill")
 
 
 def _losses(z: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -31,7 +33,9 @@ def _losses(z: torch.Tensor, teacher: torch.Tensor) -> dict[str, torch.Tensor]:
     return {
         "nt_xent": nt_xent_loss(gathered, 0.5),
         "vicreg": vicreg_loss(gathered[:half], gathered[half:], 25.0, 25.0, 1.0),
+        "barlow": barlow_loss(gathered[:half], gathered[half:], 5.1e-3),
         "contrastive_distill": distill_loss("contrastive", z, teacher, 0.2),
+        "decorrelative_distill": distill_loss("decorrelative", z, teacher, 0.2),
     }
 
 
@@ -57,7 +61,7 @@ def _worker(rank: int, port: int, results: dict) -> None:
     try:
         rows, teacher = _global_batch()
         out = {}
-        for name in ("nt_xent", "vicreg", "contrastive_distill"):
+        for name in LOSSES:
             z = _local_rows(rows, rank).clone().requires_grad_(True)
             loss = _losses(z, _local_rows(teacher, rank))[name]
             loss.backward()
@@ -90,14 +94,16 @@ def two_processes() -> dict:
     return dict(results)
 
 
-@pytest.mark.parametrize("name", ["nt_xent", "vicreg", "contrastive_distill"])
+@pytest.mark.parametrize("name", LOSSES)
 def test_gathered_losses_match_one_process_on_the_global_batch(name: str, two_processes) -> None:
     rows, teacher = _global_batch()
     single_rows = rows.clone().requires_grad_(True)
     expected = {
         "nt_xent": lambda z: nt_xent_loss(z, 0.5),
         "vicreg": lambda z: vicreg_loss(*z.chunk(2), 25.0, 25.0, 1.0),
+        "barlow": lambda z: barlow_loss(*z.chunk(2), 5.1e-3),
         "contrastive_distill": lambda z: distill_loss("contrastive", z, teacher, 0.2),
+        "decorrelative_distill": lambda z: distill_loss("decorrelative", z, teacher, 0.2),
     }[name](single_rows)
     expected.backward()
     for rank in range(WORLD):

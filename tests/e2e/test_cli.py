@@ -68,6 +68,7 @@ def test_overrides_reach_the_run(tiny, tmp_path: Path) -> None:
         ("data.path=/no/such/folder", "/no/such/folder"),
         ("replay.batch_size=-1", "replay.batch_size"),
         ("ssl.method=swav", "ssl.method"),
+        ("ssl.queue_size=5", "'ssl.queue_size' does not apply to ssl.method=simclr"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code_2(
@@ -90,6 +91,7 @@ def test_presets_lists_the_demo_and_the_paper_settings(capsys: pytest.CaptureFix
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
     assert "demo" in out and "cifar100-vicreg-kaizen" in out and "cifar100-byol-finetune" in out
+    assert "cifar100-simsiam-cassle" in out and "fmnist-barlow-kaizen" in out
 
 
 def test_console_script_reports_a_missing_data_path_without_traceback(tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ def test_mlp_without_batch_norm_and_with_last_batch_norm():
     net = mlp(16, [32], 8, batch_norm=False, last_batch_norm=True)
     assert _layer_types(net) == [nn.Linear, nn.ReLU, nn.Linear, nn.BatchNorm1d]
     assert net[0].bias is not None
+    assert net[2].bias is None  # the BatchNorm would cancel it
     assert not net[3].affine
     assert net(torch.randn(4, 16)).shape == (4, 8)
 

@@ -12,6 +12,7 @@ from kaizen.errors import ConfigError
 from kaizen.ssl.distill import (
     DISTILL_LOSSES,
     contrastive_distill,
+    decorrelative_distill,
     distill_loss,
     distill_predictor,
     predictive_distill,
@@ -77,11 +78,12 @@ def test_distill_loss_dispatch_uses_temperature_for_contrastive_only() -> None:
     assert distill_loss("contrastive", p, teacher, 0.5) == contrastive_distill(p, teacher, 0.5)
     assert distill_loss("predictive", p, teacher, 0.5) == predictive_distill(p, teacher)
     assert distill_loss("predictive_mse", p, teacher, 9.0) == predictive_mse_distill(p, teacher)
+    assert distill_loss("decorrelative", p, teacher, 9.0) == decorrelative_distill(p, teacher)
 
 
 def test_distill_loss_unknown_kind() -> None:
-    with pytest.raises(ConfigError, match="valid: contrastive, predictive, predictive_mse"):
-        distill_loss("decorrelative", torch.zeros(2, 2), torch.zeros(2, 2), 0.2)
+    with pytest.raises(ConfigError, match="valid: contrastive, decorrelative, predictive, predic"):
+        distill_loss("clustering", torch.zeros(2, 2), torch.zeros(2, 2), 0.2)
 
 
 def test_distill_predictor_layout() -> None:

@@ -8,11 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kaizen.ssl.barlow import barlow_loss
 from kaizen.ssl.base import info_nce
 from kaizen.ssl.byol import byol_loss, cosine_regression
 from kaizen.ssl.mocov2plus import moco_loss
 from kaizen.ssl.queue_nce import queue_info_nce
 from kaizen.ssl.simclr import nt_xent_loss
+from kaizen.ssl.simsiam import simsiam_loss
 from kaizen.ssl.vicreg import covariance_term, invariance_term, variance_term, vicreg_loss
 
 
@@ -170,6 +172,8 @@ def test_vicreg_loss_hand_value() -> None:
         lambda z: byol_loss(z, z.flip(0)),
         lambda z: vicreg_loss(*z.chunk(2), 25.0, 25.0, 1.0),
         lambda z: moco_loss(*z.chunk(2), F.normalize(z[:3].float(), dim=1), 0.2),
+        lambda z: simsiam_loss(z, z.flip(0)),
+        lambda z: barlow_loss(*z.chunk(2), 5.1e-3, 0.1),
     ],
 )
 def test_losses_in_float32_under_autocast(loss) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
+import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from conftest import small_ssl
+from kaizen.config import SSL_SETTINGS, BYOLSettings, SSLSettings
 from kaizen.ssl.base import MomentumSSLMethod, SSLMethod, momentum_tau
 from kaizen.ssl.distill import distill_loss, distill_predictor
 from kaizen.ssl.mocov2plus import MoCoV2Plus
-from kaizen.ssl.registry import SSL_METHODS, build_ssl_method, default_settings
+from kaizen.ssl.registry import SSL_METHODS, build_ssl_method
 
 FEATURE_DIM = 16
 
@@ -26,17 +28,15 @@ class TinyBackbone(nn.Sequential):
         super().__init__(nn.Flatten(), nn.Linear(3 * 8 * 8, FEATURE_DIM), nn.BatchNorm1d(16))
 
 
+def tiny_settings(name: str, queue_size: int = 32) -> SSLSettings:
+    output_dim = 24 if name == "vicreg" else 8
+    return SSL_SETTINGS[name](**small_ssl(name, 24, output_dim, queue_size))
+
+
 def tiny_method(name: str, queue_size: int = 32) -> tuple[SSLMethod, nn.Module]:
     torch.manual_seed(0)
-    settings = dataclasses.replace(
-        default_settings(name),
-        proj_hidden_dim=24,
-        proj_output_dim=24 if name == "vicreg" else 8,
-        pred_hidden_dim=12 if name == "byol" else 0,
-        queue_size=queue_size if name == "mocov2plus" else 0,
-    )
     backbone = TinyBackbone()
-    method = build_ssl_method(name, backbone.feature_dim, settings)
+    method = build_ssl_method(tiny_settings(name, queue_size), backbone.feature_dim)
     method.attach_backbone(backbone)
     return method, backbone
 
@@ -102,8 +102,8 @@ def test_momentum_encoder_is_frozen_copy_in_train_mode(name: str) -> None:
 
 
 def test_momentum_loss_needs_attached_backbone() -> None:
-    settings = dataclasses.replace(default_settings("byol"), proj_hidden_dim=8, pred_hidden_dim=8)
-    method = build_ssl_method("byol", FEATURE_DIM, settings)
+    settings = BYOLSettings(proj_hidden_dim=8, pred_hidden_dim=8)
+    method = build_ssl_method(settings, FEATURE_DIM)
     backbone = TinyBackbone()
     with pytest.raises(RuntimeError, match="attach_backbone"):
         ssl_loss(method, backbone, views())
@@ -151,14 +151,39 @@ def test_momentum_update_copies_buffers() -> None:
         assert torch.equal(o, t)
 
 
-@pytest.mark.parametrize("name", ["simclr", "vicreg"])
+NON_MOMENTUM = sorted(name for name, cls in SSL_METHODS.items() if not cls.uses_momentum)
+
+
+def test_momentum_methods_are_the_two_with_an_encoder_copy() -> None:
+    assert sorted(set(SSL_METHODS) - set(NON_MOMENTUM)) == ["byol", "mocov2plus"]
+
+
+@pytest.mark.parametrize("name", NON_MOMENTUM)
 def test_non_momentum_methods_ignore_momentum_calls(name: str) -> None:
     method, backbone = tiny_method(name)
     state = {k: v.clone() for k, v in method.state_dict().items()}
     method.momentum_update(backbone, 0.0)
     assert not method.uses_momentum
+    assert [method.momentum_rate(step, 10) for step in (0, 5, 10)] == [1.0, 1.0, 1.0]
     assert state.keys() == method.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in method.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("name", "tau_base", "tau_final"), [("byol", 0.99, 1.0), ("mocov2plus", 0.99, 0.999)]
+)
+def test_momentum_rate_follows_the_records_cosine_schedule(
+    name: str, tau_base: float, tau_final: float
+) -> None:
+    method = build_ssl_method(tiny_settings(name), FEATURE_DIM)  # the record's default taus
+    assert method.momentum_rate(0, 40) == pytest.approx(tau_base)
+    assert method.momentum_rate(20, 40) == pytest.approx((tau_base + tau_final) / 2)
+    assert method.momentum_rate(40, 40) == pytest.approx(tau_final)
+    # cos(pi / 4) of the way: tau_final - (tau_final - tau_base) * (cos(pi/4) + 1) / 2
+    quarter = tau_final - (tau_final - tau_base) * (math.sqrt(0.5) + 1) / 2
+    assert method.momentum_rate(10, 40) == pytest.approx(quarter)
+    custom = tiny_settings(name).model_copy(update={"tau_base": 0.5, "tau_final": 0.7})
+    assert build_ssl_method(custom, FEATURE_DIM).momentum_rate(20, 40) == pytest.approx(0.6)
 
 
 def test_momentum_tau_schedule() -> None:

@@ -1,19 +1,19 @@
-"""Registry: method names, the paper's settings, construction and errors."""
+"""Registry and settings records: method names, the paper's settings, construction."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
+from pydantic import ValidationError
 from torch import nn
 
-from kaizen.errors import ConfigError
-from kaizen.ssl.base import SSLSettings
+from kaizen.config import SSL_SETTINGS, SSLSettings
+from kaizen.ssl.barlow import BarlowTwins
 from kaizen.ssl.byol import BYOL
 from kaizen.ssl.distill import DISTILL_LOSSES
 from kaizen.ssl.mocov2plus import MoCoV2Plus
-from kaizen.ssl.registry import SSL_METHODS, build_ssl_method, default_settings
+from kaizen.ssl.registry import SSL_METHODS, build_ssl_method
 from kaizen.ssl.simclr import SimCLR
+from kaizen.ssl.simsiam import SimSiam
 from kaizen.ssl.vicreg import VICReg
 
 
@@ -23,7 +23,15 @@ def test_method_names() -> None:
         "mocov2plus": MoCoV2Plus,
         "byol": BYOL,
         "vicreg": VICReg,
+        "simsiam": SimSiam,
+        "barlow": BarlowTwins,
     } == SSL_METHODS
+
+
+def test_every_method_has_its_settings_record() -> None:
+    assert sorted(SSL_SETTINGS) == sorted(SSL_METHODS)
+    for name, record in SSL_SETTINGS.items():
+        assert record().method == name
 
 
 @pytest.mark.parametrize(
@@ -56,16 +64,27 @@ def test_method_names() -> None:
             {
                 "proj_hidden_dim": 2048,
                 "proj_output_dim": 2048,
-                "vicreg_sim_weight": 25.0,
-                "vicreg_var_weight": 25.0,
-                "vicreg_cov_weight": 1.0,
+                "sim_weight": 25.0,
+                "var_weight": 25.0,
+                "cov_weight": 1.0,
+            },
+        ),
+        ("simsiam", {"proj_hidden_dim": 2048, "proj_output_dim": 2048, "pred_hidden_dim": 512}),
+        (
+            "barlow",
+            {
+                "proj_hidden_dim": 2048,
+                "proj_output_dim": 2048,
+                "off_diagonal_weight": 5.1e-3,
+                "loss_scale": 1.0,
             },
         ),
     ],
 )
-def test_paper_settings(name: str, expected: dict[str, float]) -> None:
-    settings = default_settings(name)
-    assert {key: getattr(settings, key) for key in expected} == expected
+def test_paper_settings_are_the_records_defaults_and_its_only_fields(
+    name: str, expected: dict[str, float]
+) -> None:
+    assert SSL_SETTINGS[name]().model_dump() == {"method": name, **expected}
 
 
 @pytest.mark.parametrize(
@@ -75,6 +94,8 @@ def test_paper_settings(name: str, expected: dict[str, float]) -> None:
         ("mocov2plus", "contrastive", True, 1.0),
         ("byol", "predictive", True, 1.0),
         ("vicreg", "predictive_mse", False, 25.0),
+        ("simsiam", "predictive", False, 1.0),
+        ("barlow", "decorrelative", False, 1.0),
     ],
 )
 def test_method_class_attributes(
@@ -88,9 +109,9 @@ def test_method_class_attributes(
 
 
 def small(name: str) -> SSLSettings:
-    return dataclasses.replace(
-        default_settings(name), proj_hidden_dim=32, proj_output_dim=8, pred_hidden_dim=16
-    )
+    values = {"proj_hidden_dim": 32, "proj_output_dim": 8, "pred_hidden_dim": 16}
+    record = SSL_SETTINGS[name]
+    return record(**{key: v for key, v in values.items() if key in record.model_fields})
 
 
 def linear_layers(module: nn.Module) -> list[tuple[int, int]]:
@@ -108,40 +129,51 @@ def has_batch_norm(module: nn.Module) -> bool:
         ("mocov2plus", [(10, 32), (32, 8)], False),
         ("byol", [(10, 32), (32, 8)], True),
         ("vicreg", [(10, 32), (32, 32), (32, 8)], True),
+        ("simsiam", [(10, 32), (32, 32), (32, 8)], True),
+        ("barlow", [(10, 32), (32, 32), (32, 8)], True),
     ],
 )
 def test_build_projector_layout(name: str, layers: list[tuple[int, int]], batch_norm: bool) -> None:
-    method = build_ssl_method(name, 10, small(name))
+    method = build_ssl_method(small(name), 10)
     assert linear_layers(method.projector) == layers
     assert has_batch_norm(method.projector) is batch_norm
     assert method.output_dim == 8
 
 
-def test_byol_predictor_layout() -> None:
-    method = build_ssl_method("byol", 10, small("byol"))
-    assert isinstance(method, BYOL)
+@pytest.mark.parametrize("name", ["byol", "simsiam"])
+def test_predictor_layout(name: str) -> None:
+    method = build_ssl_method(small(name), 10)
+    assert isinstance(method, BYOL | SimSiam)
     assert linear_layers(method.predictor) == [(8, 16), (16, 8)]
     assert has_batch_norm(method.predictor)
 
 
-def test_settings_are_frozen() -> None:
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        default_settings("simclr").temperature = 1.0  # type: ignore[misc]
+def test_simsiam_projector_ends_with_an_affine_free_batch_norm() -> None:
+    projector = build_ssl_method(small("simsiam"), 10).projector
+    kinds = [type(m) for m in projector]
+    assert kinds == [
+        *(nn.Linear, nn.BatchNorm1d, nn.ReLU) * 2,
+        nn.Linear,
+        nn.BatchNorm1d,
+    ]
+    assert not projector[-1].affine
+
+
+def test_barlow_projector_has_no_norm_after_its_last_linear() -> None:
+    projector = build_ssl_method(small("barlow"), 10).projector
+    assert isinstance(projector[-1], nn.Linear)
+    assert projector[-1].bias is not None
+
+
+def test_settings_are_validated_on_assignment() -> None:
+    record = SSL_SETTINGS["simclr"]()
+    with pytest.raises(ValidationError):
+        record.temperature = -1.0
 
 
 @pytest.mark.parametrize(
-    "call", [default_settings, lambda n: build_ssl_method(n, 8, small("byol"))]
+    ("name", "key"), [("mocov2plus", "queue_size"), ("byol", "pred_hidden_dim")]
 )
-def test_unknown_method(call) -> None:
-    with pytest.raises(ConfigError) as info:
-        call("swav")
-    message = str(info.value)
-    assert "swav" in message and "byol, mocov2plus, simclr, vicreg" in message
-    assert "\n" not in message
-
-
-def test_method_specific_requirements() -> None:
-    with pytest.raises(ConfigError, match="queue_size"):
-        build_ssl_method("mocov2plus", 8, dataclasses.replace(small("mocov2plus"), queue_size=0))
-    with pytest.raises(ConfigError, match="pred_hidden_dim"):
-        build_ssl_method("byol", 8, dataclasses.replace(small("byol"), pred_hidden_dim=0))
+def test_method_specific_requirements(name: str, key: str) -> None:
+    with pytest.raises(ValidationError, match=key):
+        SSL_SETTINGS[name](**{key: 0})

@@ -35,13 +35,12 @@ from kaizen.bench.throughput import (
     replays,
 )
 from kaizen.config import AugmentConfig, RunConfig
-from kaizen.continual.learner import build_learner, ssl_settings
+from kaizen.continual.learner import build_learner
 from kaizen.continual.methods import build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, total_loss
 from kaizen.data.augment import channel_stats
 from kaizen.engine.optim import TaskSchedule, build_optimizer
-from kaizen.ssl.base import momentum_tau
 
 _CROP_RATIO = (3 / 4, 4 / 3)
 _CROP_ATTEMPTS = 10
@@ -256,7 +255,6 @@ def _run_reference(
     terms = method.terms(learner, teacher, range(data.num_classes // 2))
     with_distill = any(term.name == "feature_distill" for term in terms)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    settings = ssl_settings(config)
     batches = _batches(config, data, warmup + steps, num_workers, device)
     learner.train()
 
@@ -272,7 +270,7 @@ def _run_reference(
         scaler.step(optimizer)
         scaler.update()
         if learner.ssl.uses_momentum:
-            tau = momentum_tau(index, warmup + steps, settings.tau_base, settings.tau_final)
+            tau = learner.ssl.momentum_rate(index, warmup + steps)
             learner.ssl.momentum_update(learner.backbone, tau)
 
     seconds = time_steps(step, warmup, steps, device)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from kaizen.bench.measure import PeakMemory, input_record, step_record, time_steps, torch_threads
 from kaizen.config import RunConfig
-from kaizen.continual.learner import build_learner, ssl_settings
+from kaizen.continual.learner import build_learner
 from kaizen.continual.methods import build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.data.augment import augment_for
@@ -31,7 +31,6 @@ from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.step import TrainStep, prepare_learner
 from kaizen.engine.trainer import FABRIC_PRECISION
 from kaizen.errors import ConfigError
-from kaizen.ssl.base import momentum_tau
 
 _AUTOCAST_DTYPES = {"32": "float32", "bf16-mixed": "bfloat16", "16-mixed": "float16"}
 
@@ -192,12 +191,11 @@ def build_kaizen_step(
         config.train.channels_last,
         config.optim.clip_grad_norm,
     )
-    settings = ssl_settings(config)
     learner.train()
 
     def step(index: int) -> None:
         schedule.set(index)
-        tau = momentum_tau(index, total_steps, settings.tau_base, settings.tau_final)
+        tau = learner.ssl.momentum_rate(index, total_steps)
         train_step(*inputs.batch(index), tau, inputs.replayed)
 
     return step

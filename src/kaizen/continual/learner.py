@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,9 +10,9 @@ from torch import Tensor, nn
 from kaizen.config import RunConfig
 from kaizen.models.backbones import build_backbone, load_backbone_weights
 from kaizen.models.heads import Classifier
-from kaizen.ssl.base import SSLMethod, SSLSettings
+from kaizen.ssl.base import SSLMethod
 from kaizen.ssl.distill import distill_predictor
-from kaizen.ssl.registry import build_ssl_method, default_settings
+from kaizen.ssl.registry import build_ssl_method
 
 
 @dataclass
@@ -35,16 +34,6 @@ class LearnerOutputs:
 
 LossValues = tuple[Tensor, dict[str, Tensor]]
 """A step's total loss and each term's detached value."""
-
-
-def ssl_settings(config: RunConfig) -> SSLSettings:
-    """The SSL method's paper defaults with the config's explicit values on top."""
-    explicit = {
-        key: value
-        for key, value in config.ssl.model_dump(exclude={"method"}).items()
-        if value is not None
-    }
-    return dataclasses.replace(default_settings(config.ssl.method), **explicit)
 
 
 class Learner(nn.Module):
@@ -104,7 +93,7 @@ def build_learner(config: RunConfig, in_channels: int, num_classes: int) -> Lear
     )
     if model.weights is not None:
         load_backbone_weights(backbone, model.weights)
-    ssl = build_ssl_method(config.ssl.method, backbone.feature_dim, ssl_settings(config))
+    ssl = build_ssl_method(config.ssl, backbone.feature_dim)
     ssl.attach_backbone(backbone)
     classifier = Classifier(backbone.feature_dim, num_classes, model.classifier_hidden_dim)
     predictor = distill_predictor(ssl.output_dim, config.strategy.distill_predictor_hidden_dim)

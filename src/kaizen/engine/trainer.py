@@ -26,7 +26,7 @@ from torch import Tensor
 
 import kaizen
 from kaizen.config import RunConfig, same_run, to_plain
-from kaizen.continual.learner import Learner, build_learner, ssl_settings
+from kaizen.continual.learner import Learner, build_learner
 from kaizen.continual.method import Method, RunContext
 from kaizen.continual.methods import build_method
 from kaizen.data.replay import replayed_rows
@@ -51,7 +51,6 @@ from kaizen.errors import ConfigError, KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
 from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.results import Result, TaskCost, TaskRecord, write_results
-from kaizen.ssl.base import momentum_tau
 
 FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 CHECKPOINT_FORMAT = 2
@@ -359,7 +358,6 @@ class ContinualTrainer:
         extra_rows = sum(part.rows_per_step() for part in method.parts)
         world = fabric.world_size
         replayed = replayed_rows(batch_size // world, extra_rows // world, fabric.device)
-        settings = ssl_settings(config)
 
         def this_rank(global_batch: Tensor) -> Tensor:
             """This process's contiguous share of a batch drawn identically on every process."""
@@ -400,7 +398,7 @@ class ContinualTrainer:
                     if rows is not None:
                         batch = torch.cat([batch, this_rank(rows)])
                 schedule.set(step)
-                tau = momentum_tau(step, total_steps, settings.tau_base, settings.tau_final)
+                tau = self.learner.ssl.momentum_rate(step, total_steps)
                 images = stream.train_images.gather(batch)
                 batch_labels = labels[batch.to(labels.device)]
                 if measured:

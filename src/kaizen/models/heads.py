@@ -23,7 +23,7 @@ def mlp(
         out_dim: output features D_out.
         batch_norm: add BatchNorm1d after each hidden Linear.
         last_batch_norm: add an affine-free BatchNorm1d after the last Linear (as SimSiam-style
-            projectors do).
+            projectors do); that Linear then has no bias, which the BatchNorm would cancel.
 
     Shapes: (N, D_in) -> (N, D_out).
     """
@@ -35,7 +35,7 @@ def mlp(
             layers.append(nn.BatchNorm1d(hidden))
         layers.append(nn.ReLU(inplace=True))
         width = hidden
-    layers.append(nn.Linear(width, out_dim))
+    layers.append(nn.Linear(width, out_dim, bias=not last_batch_norm))
     if last_batch_norm:
         layers.append(nn.BatchNorm1d(out_dim, affine=False))
     return nn.Sequential(*layers)

@@ -3,10 +3,11 @@ family, and the demo.
 
 A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``
 (on top of its base family's, for ``cifar10``: ``cifar100``), the SSL method's overlay in
-``ssl/<ssl>.yaml`` when it has one (VICReg's learning rates and augmentations differ), the
-family's own overlays for that method and that strategy in ``<family>/<ssl>.yaml`` and
-``<family>/<strategy>.yaml`` when it has them (VICReg's gradient clipping on Fashion-MNIST,
-LUMP's paper settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
+``ssl/<ssl>.yaml`` when it has one (the optimiser settings of VICReg, SimSiam and Barlow Twins
+differ, and VICReg's augmentations), the family's own overlays for that method and that strategy
+in ``<family>/<ssl>.yaml`` and ``<family>/<strategy>.yaml`` when it has them (on Fashion-MNIST
+each method's own settings, such as the MoCo queue, and VICReg's gradient clipping; LUMP's paper
+settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from kaizen.errors import ConfigError
 FAMILIES = ("fmnist", "cifar100", "cifar10")
 FAMILY_BASES = {"cifar10": "cifar100"}
 """Families written as differences from another family."""
-SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg")
+SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
 PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "lump")
 DEMO = ("fmnist", "simclr", "kaizen")

@@ -12,7 +12,6 @@ import functools
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ClassVar, ParamSpec
 
 import torch
@@ -20,36 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import record_function
 
+from kaizen.config import MomentumSettings, SSLSettings
+
 _P = ParamSpec("_P")
-
-
-@dataclass(frozen=True)
-class SSLSettings:
-    """Hyper-parameters of an SSL method's heads and loss.
-
-    Attributes:
-        proj_hidden_dim: hidden width of the projector.
-        proj_output_dim: projection size D.
-        pred_hidden_dim: hidden width of the predictor (0 when the method has none).
-        temperature: softmax temperature of the contrastive losses.
-        queue_size: number of negative keys kept per view (0 when the method has no queue).
-        tau_base: momentum-encoder EMA coefficient at the start of a task.
-        tau_final: momentum-encoder EMA coefficient at the end of a task.
-        vicreg_sim_weight: weight of VICReg's invariance term.
-        vicreg_var_weight: weight of VICReg's variance term.
-        vicreg_cov_weight: weight of VICReg's covariance term.
-    """
-
-    proj_hidden_dim: int
-    proj_output_dim: int
-    pred_hidden_dim: int
-    temperature: float
-    queue_size: int
-    tau_base: float
-    tau_final: float
-    vicreg_sim_weight: float
-    vicreg_var_weight: float
-    vicreg_cov_weight: float
 
 
 def _to_float32(value: Any) -> Any:
@@ -136,6 +108,7 @@ class SSLMethod(nn.Module, ABC):
         default_distill_weight: weight of the feature distillation term (lambda_fe).
 
     Attributes:
+        settings: the method's own record (``kaizen.config.SSL_SETTINGS[name]``).
         projector: (M, feature_dim) -> (M, output_dim).
         output_dim: projection size D.
     """
@@ -145,6 +118,7 @@ class SSLMethod(nn.Module, ABC):
     uses_momentum: ClassVar[bool] = False
     default_distill_weight: ClassVar[float] = 1.0
 
+    settings: SSLSettings
     projector: nn.Module
     output_dim: int
 
@@ -170,6 +144,11 @@ class SSLMethod(nn.Module, ABC):
             Scalar float32 loss.
         """
 
+    def momentum_rate(self, step: int, total_steps: int) -> float:
+        """The momentum encoder's EMA coefficient at ``step`` of a task's ``total_steps``; 1.0
+        (nothing to update) for methods without one."""
+        return 1.0
+
     def momentum_update(self, backbone: nn.Module, tau: float) -> None:
         """EMA step of the momentum encoder towards the online one; no-op by default."""
 
@@ -184,10 +163,16 @@ class MomentumSSLMethod(SSLMethod):
 
     uses_momentum: ClassVar[bool] = True
 
-    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+    settings: MomentumSettings
+
+    def __init__(self, feature_dim: int, settings: MomentumSettings) -> None:
         super().__init__(feature_dim, settings)
         self.momentum_backbone: nn.Module | None = None
         self.momentum_projector: nn.Module | None = None
+
+    def momentum_rate(self, step: int, total_steps: int) -> float:
+        """BYOL's cosine schedule (:func:`momentum_tau`) from the record's tau_base to tau_final."""
+        return momentum_tau(step, total_steps, self.settings.tau_base, self.settings.tau_final)
 
     def attach_backbone(self, backbone: nn.Module) -> None:
         """Create the momentum encoder as frozen deep copies of ``backbone`` and the projector."""

@@ -7,9 +7,9 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor
 
-from kaizen.errors import ConfigError
+from kaizen.config import BYOLSettings
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, split_views
+from kaizen.ssl.base import MomentumSSLMethod, float32_loss, split_views
 
 
 @float32_loss
@@ -48,10 +48,10 @@ class BYOL(MomentumSSLMethod):
     name: ClassVar[str] = "byol"
     distill_kind: ClassVar[str] = "predictive"
 
-    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+    settings: BYOLSettings
+
+    def __init__(self, feature_dim: int, settings: BYOLSettings) -> None:
         super().__init__(feature_dim, settings)
-        if settings.pred_hidden_dim <= 0:
-            raise ConfigError(f"byol needs pred_hidden_dim > 0, got {settings.pred_hidden_dim}")
         out = settings.proj_output_dim
         self.projector = mlp(feature_dim, [settings.proj_hidden_dim], out)
         self.predictor = mlp(out, [settings.pred_hidden_dim], out)

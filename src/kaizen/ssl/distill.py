@@ -12,12 +12,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from kaizen.config import BarlowSettings
 from kaizen.distributed import gather_views
 from kaizen.errors import ConfigError
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import info_nce
+from kaizen.ssl.barlow import barlow_loss
+from kaizen.ssl.base import info_nce, split_views
 from kaizen.ssl.byol import cosine_regression
 from kaizen.ssl.vicreg import invariance_term
+
+_BARLOW = BarlowSettings()
 
 
 def contrastive_distill(p: Tensor, z_teacher: Tensor, temperature: float = 0.2) -> Tensor:
@@ -43,25 +47,45 @@ def predictive_mse_distill(p: Tensor, z_teacher: Tensor) -> Tensor:
     return invariance_term(p, z_teacher.detach())
 
 
+def decorrelative_distill(p: Tensor, z_teacher: Tensor) -> Tensor:
+    """Barlow Twins-style distillation: per view, the Barlow loss (Zbontar et al. 2021) between
+    P(z) and z' with the paper's lambda 5.1e-3 and no scaling; the mean over the two views.
+
+    Rows 0..B-1 of both (2B, D) tensors are view 1, rows B..2B-1 view 2: each view's
+    cross-correlation is standardised over its own B rows. Returns a float32 scalar.
+    """
+    p1, p2 = split_views(p)
+    t1, t2 = split_views(z_teacher.detach())
+    weight = _BARLOW.off_diagonal_weight
+    return (barlow_loss(p1, t1, weight) + barlow_loss(p2, t2, weight)) / 2
+
+
 DISTILL_LOSSES: dict[str, Callable[..., Tensor]] = {
     "contrastive": contrastive_distill,
     "predictive": predictive_distill,
     "predictive_mse": predictive_mse_distill,
+    "decorrelative": decorrelative_distill,
 }
+
+_BATCH_LEVEL = ("contrastive", "decorrelative")
+"""Losses over statistics of the batch, computed on the rows of every process."""
 
 
 def distill_loss(kind: str, p: Tensor, z_teacher: Tensor, temperature: float) -> Tensor:
     """The ``kind`` distillation loss of (2B, D) p against (2B, D) z_teacher.
 
-    ``temperature`` is used by the contrastive loss only, which sees the rows of every process
-    (:func:`kaizen.distributed.gather_views`); the others are means over rows.
+    ``temperature`` is used by the contrastive loss only. The contrastive and decorrelative
+    losses see the rows of every process (:func:`kaizen.distributed.gather_views`); the others
+    are means over rows.
     """
     if kind not in DISTILL_LOSSES:
         raise ConfigError(
             f"unknown distillation loss '{kind}'; valid: {', '.join(sorted(DISTILL_LOSSES))}"
         )
+    if kind in _BATCH_LEVEL:
+        p, z_teacher = gather_views(p), gather_views(z_teacher)
     if kind == "contrastive":
-        return contrastive_distill(gather_views(p), gather_views(z_teacher), temperature)
+        return contrastive_distill(p, z_teacher, temperature)
     return DISTILL_LOSSES[kind](p, z_teacher)
 
 

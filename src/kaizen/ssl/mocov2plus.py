@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kaizen.config import MoCoV2PlusSettings
 from kaizen.distributed import gather_views
-from kaizen.errors import ConfigError
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import MomentumSSLMethod, SSLSettings, float32_loss, split_views
+from kaizen.ssl.base import MomentumSSLMethod, float32_loss, split_views
 from kaizen.ssl.queue_nce import queue_info_nce
 
 
@@ -50,13 +50,12 @@ class MoCoV2Plus(MomentumSSLMethod):
     name: ClassVar[str] = "mocov2plus"
     distill_kind: ClassVar[str] = "contrastive"
 
+    settings: MoCoV2PlusSettings
     queue: Tensor
     queue_ptr: Tensor
 
-    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+    def __init__(self, feature_dim: int, settings: MoCoV2PlusSettings) -> None:
         super().__init__(feature_dim, settings)
-        if settings.queue_size <= 0:
-            raise ConfigError(f"mocov2plus needs queue_size > 0, got {settings.queue_size}")
         self.projector = mlp(
             feature_dim, [settings.proj_hidden_dim], settings.proj_output_dim, batch_norm=False
         )

@@ -8,9 +8,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from kaizen.config import SimCLRSettings
 from kaizen.distributed import gather_views
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import SSLMethod, SSLSettings, info_nce, split_views
+from kaizen.ssl.base import SSLMethod, info_nce, split_views
 
 
 def nt_xent_loss(z: Tensor, temperature: float) -> Tensor:
@@ -38,7 +39,9 @@ class SimCLR(SSLMethod):
     name: ClassVar[str] = "simclr"
     distill_kind: ClassVar[str] = "contrastive"
 
-    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+    settings: SimCLRSettings
+
+    def __init__(self, feature_dim: int, settings: SimCLRSettings) -> None:
         super().__init__(feature_dim, settings)
         self.projector = mlp(
             feature_dim, [settings.proj_hidden_dim], settings.proj_output_dim, batch_norm=False

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kaizen.config import VICRegSettings
 from kaizen.distributed import gather_views
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import SSLMethod, SSLSettings, float32_loss, split_views
+from kaizen.ssl.base import SSLMethod, float32_loss, split_views
 
 VARIANCE_EPS = 1e-4
 
@@ -70,7 +71,9 @@ class VICReg(SSLMethod):
     distill_kind: ClassVar[str] = "predictive_mse"
     default_distill_weight: ClassVar[float] = 25.0
 
-    def __init__(self, feature_dim: int, settings: SSLSettings) -> None:
+    settings: VICRegSettings
+
+    def __init__(self, feature_dim: int, settings: VICRegSettings) -> None:
         super().__init__(feature_dim, settings)
         hidden = settings.proj_hidden_dim
         self.projector = mlp(feature_dim, [hidden, hidden], settings.proj_output_dim)
@@ -78,4 +81,4 @@ class VICReg(SSLMethod):
     def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
         z1, z2 = split_views(gather_views(z))
         s = self.settings
-        return vicreg_loss(z1, z2, s.vicreg_sim_weight, s.vicreg_var_weight, s.vicreg_cov_weight)
+        return vicreg_loss(z1, z2, s.sim_weight, s.var_weight, s.cov_weight)
