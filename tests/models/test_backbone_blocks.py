@@ -69,7 +69,7 @@ def test_block_names_and_freezable_counts():
     ]
     assert resnet18.freezable_blocks == 7
     assert resnet18.blocks()[1] is resnet18.layer1[0]
-    assert resnet18.blocks()[0].conv1 is resnet18.conv1
+    assert resnet18.blocks()[0][0] is resnet18.conv1
     resnet50 = _build("resnet50")
     assert len(resnet50.blocks()) == 17 and resnet50.freezable_blocks == 14
     assert resnet50.block_names()[-1] == "layer4.2"
@@ -236,3 +236,19 @@ def test_pooled_block_features(name: str, stem: str):
             assert not pooled.requires_grad
             torch.testing.assert_close(pooled, x.mean(dim=(2, 3)))
         torch.testing.assert_close(features[-1], model(images))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "convnet"])
+def test_blocks_run_the_modules_that_replaced_theirs(name: str):
+    model = _build(name)
+    model.freeze_prefix(2)
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model).eval()
+    batchnorms = [
+        m for b in converted.blocks() for m in b.modules() if "BatchNorm" in type(m).__name__
+    ]
+    assert batchnorms and all(isinstance(m, nn.SyncBatchNorm) for m in batchnorms)
+    converted.train()
+    frozen = [
+        m for b in converted.blocks()[:2] for m in b.modules() if isinstance(m, nn.SyncBatchNorm)
+    ]
+    assert frozen and not any(m.training for m in frozen)

@@ -125,22 +125,6 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class _Stem(nn.Module):
-    """The ResNet stem conv1 -> bn1 -> relu -> maxpool, as one block over the ResNet's modules.
-
-    Built on demand by ``ResNet.named_blocks`` and never registered in the ResNet, so that
-    parameter names stay those of torchvision.
-    """
-
-    def __init__(self, resnet: ResNet) -> None:
-        super().__init__()
-        self.conv1, self.bn1 = resnet.conv1, resnet.bn1
-        self.relu, self.maxpool = resnet.relu, resnet.maxpool
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
-
-
 class ResNet(BlockBackbone):
     """Residual network (He et al. 2016) without the classification layer.
 
@@ -198,12 +182,13 @@ class ResNet(BlockBackbone):
         self.feature_dim: int = channels
         _init_weights(self)
 
-    def named_blocks(self) -> list[tuple[str, nn.Module]]:
-        blocks: list[tuple[str, nn.Module]] = [("stem", _Stem(self))]
+    def block_layout(self) -> list[tuple[str, tuple[str, ...]]]:
+        layout = [("stem", ("conv1", "bn1", "relu", "maxpool"))]
         stages = (self.layer1, self.layer2, self.layer3, self.layer4)
         for stage_index, stage in enumerate(stages, start=1):
-            blocks.extend((f"layer{stage_index}.{i}", block) for i, block in enumerate(stage))
-        return blocks
+            names = (f"layer{stage_index}.{index}" for index in range(len(stage)))
+            layout.extend((name, (name,)) for name in names)
+        return layout
 
     @property
     def freezable_blocks(self) -> int:
@@ -239,17 +224,17 @@ class ConvNet(BlockBackbone):
         self.feature_dim: int = channels
         _init_weights(self)
 
-    def named_blocks(self) -> list[tuple[str, nn.Module]]:
+    def block_layout(self) -> list[tuple[str, tuple[str, ...]]]:
         starts = [i for i, layer in enumerate(self.features) if isinstance(layer, nn.Conv2d)]
         ends = [*starts[1:], len(self.features)]
         return [
-            (f"stage{index}", self.features[start:end])
+            (f"stage{index}", tuple(f"features.{i}" for i in range(start, end)))
             for index, (start, end) in enumerate(zip(starts, ends, strict=True), start=1)
         ]
 
     @property
     def freezable_blocks(self) -> int:
-        return len(self.named_blocks()) - 1
+        return len(self.block_names()) - 1
 
 
 _RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]] = {

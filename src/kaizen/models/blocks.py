@@ -21,11 +21,12 @@ _Self = TypeVar("_Self", bound="BlockBackbone")
 class BlockBackbone(nn.Module, ABC):
     """A backbone that is its blocks applied in order, then global average pooling.
 
-    Subclasses implement ``named_blocks`` (without registering new modules: the block view
-    must not change parameter names or the order of initialisation) and ``freezable_blocks``,
-    and own ``avgpool`` (``nn.AdaptiveAvgPool2d(1)``). ``forward`` calls the blocks themselves,
-    not the containers that hold them (a hook on a whole ResNet stage does not fire).
-    Shapes: (N, C_in, H, W) -> (N, feature_dim).
+    A block is a run of the backbone's own submodules, named by their paths
+    (``block_layout``), so the block view registers no module of its own: parameter names and
+    the order of initialisation stay those of the plain network, and a submodule replaced in
+    place (``nn.SyncBatchNorm.convert_sync_batchnorm``) is the one the blocks run. Subclasses
+    implement ``block_layout`` and ``freezable_blocks`` and own ``avgpool``
+    (``nn.AdaptiveAvgPool2d(1)``). Shapes: (N, C_in, H, W) -> (N, feature_dim).
 
     Attributes:
         frozen_depth: the number of leading blocks frozen by ``freeze_prefix`` (0: none).
@@ -37,23 +38,46 @@ class BlockBackbone(nn.Module, ABC):
     def __init__(self) -> None:
         super().__init__()
         self.frozen_depth: int = 0
+        self._layout: list[tuple[str, tuple[str, ...]]] | None = None
 
     @abstractmethod
-    def named_blocks(self) -> list[tuple[str, nn.Module]]:
-        """The blocks in the order ``forward`` applies them, each with its name."""
+    def block_layout(self) -> list[tuple[str, tuple[str, ...]]]:
+        """Each block's name and the paths of the submodules it applies, in forward order.
+
+        E.g. ``("stem", ("conv1", "bn1", "relu", "maxpool"))``, ``("layer1.0", ("layer1.0",))``.
+        """
 
     @property
     @abstractmethod
     def freezable_blocks(self) -> int:
         """How many leading blocks may be frozen: all those before the last stage."""
 
-    def blocks(self) -> list[nn.Module]:
-        """The blocks in the order ``forward`` applies them, before global pooling."""
-        return [block for _, block in self.named_blocks()]
+    def _paths(self) -> list[tuple[str, tuple[str, ...]]]:
+        """``block_layout()``, computed once: the paths are fixed when the network is built."""
+        if self._layout is None:
+            self._layout = self.block_layout()
+        return self._layout
+
+    def _block_modules(self, start: int = 0, stop: int | None = None) -> list[nn.Module]:
+        """The submodules of blocks ``start:stop``, in forward order (looked up, not built)."""
+        return [
+            self.get_submodule(path) for _, paths in self._paths()[start:stop] for path in paths
+        ]
 
     def block_names(self) -> list[str]:
-        """The names of ``blocks()``, e.g. "stem", "layer1.0", ... or "stage1", ...."""
-        return [name for name, _ in self.named_blocks()]
+        """The blocks' names, e.g. "stem", "layer1.0", ... or "stage1", ...."""
+        return [name for name, _ in self._paths()]
+
+    def blocks(self) -> list[nn.Module]:
+        """Each block as one module (its submodules in an ``nn.Sequential`` when several).
+
+        Built on each call for inspection and tests; ``forward`` does not use it.
+        """
+        blocks: list[nn.Module] = []
+        for _, paths in self._paths():
+            modules = [self.get_submodule(path) for path in paths]
+            blocks.append(modules[0] if len(modules) == 1 else nn.Sequential(*modules))
+        return blocks
 
     def freeze_prefix(self, depth: int) -> None:
         """Freeze the first ``depth`` blocks: no gradient, eval mode, gradients cleared.
@@ -71,27 +95,26 @@ class BlockBackbone(nn.Module, ABC):
             raise ValueError(
                 f"frozen depth never decreases: {depth} < current depth {self.frozen_depth}"
             )
-        for block in self.blocks()[:depth]:
-            block.requires_grad_(False).eval()
-            for param in block.parameters():
+        for module in self._block_modules(stop=depth):
+            module.requires_grad_(False).eval()
+            for param in module.parameters():
                 param.grad = None
         self.frozen_depth = depth
 
     def train(self: _Self, mode: bool = True) -> _Self:
         """Set the training mode; the frozen blocks stay in eval mode whatever ``mode`` is."""
         super().train(mode)
-        for block in self.blocks()[: self.frozen_depth]:
-            block.eval()
+        for module in self._block_modules(stop=self.frozen_depth):
+            module.eval()
         return self
 
     def forward(self, x: Tensor) -> Tensor:
         """(N, C_in, H, W) -> (N, feature_dim); the frozen blocks run under ``no_grad``."""
-        blocks = self.blocks()
         with torch.no_grad():
-            for block in blocks[: self.frozen_depth]:
-                x = block(x)
-        for block in blocks[self.frozen_depth :]:
-            x = block(x)
+            for module in self._block_modules(stop=self.frozen_depth):
+                x = module(x)
+        for module in self._block_modules(start=self.frozen_depth):
+            x = module(x)
         return torch.flatten(self.avgpool(x), 1)
 
     @torch.no_grad()
@@ -102,7 +125,8 @@ class BlockBackbone(nn.Module, ABC):
         """
         features: list[Tensor] = []
         x = images
-        for block in self.blocks():
-            x = block(x)
+        for index in range(len(self._paths())):
+            for module in self._block_modules(index, index + 1):
+                x = module(x)
             features.append(x.mean(dim=(-2, -1)))
         return features
