@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -118,12 +119,15 @@ class Evaluator:
             ]
         )
 
-    def _task_aware_knn_row(self, learner: Learner, test: Tensor) -> list[float]:
-        """Accuracy on each task's test images of a kNN whose bank is that task's training set."""
+    def _task_aware_knn_row(self, banks: Sequence[Tensor], test: Tensor) -> list[float]:
+        """Accuracy on each task's test images of a kNN whose bank is that task's training set.
+
+        ``banks[i]`` holds the (N_i, F) features of task i's training images; ``test`` the
+        (N_test, F) features of every test image.
+        """
         stream, config = self.stream, self.config
         row = []
-        for each in stream.tasks:
-            bank = self._train_features(learner, each.train_indices)
+        for each, bank in zip(stream.tasks, banks, strict=True):
             bank_labels = stream.data.train.labels[each.train_indices].to(bank.device)
             queries = each.test_indices.to(test.device)
             predicted = knn_predict(
@@ -133,9 +137,20 @@ class Evaluator:
         return row
 
     def _probe_rows(self, learner: Learner, task: Task) -> dict[str, list[float]]:
+        """Each probe's accuracy row; every training image is encoded once.
+
+        The task-agnostic probes fit on the tasks seen so far; the task-aware kNN needs every
+        task's bank, so with it the features of all tasks' training images are extracted.
+        """
         stream, config = self.stream, self.config
-        seen = torch.cat([t.train_indices for t in stream.tasks[: task.index + 1]])
-        bank = self._train_features(learner, seen)
+        seen_count = task.index + 1
+        tasks = stream.tasks if "knn-task" in config.probes else stream.tasks[:seen_count]
+        indices = [each.train_indices for each in tasks]
+        banks = self._train_features(learner, torch.cat(indices)).split(
+            [len(each) for each in indices]
+        )
+        seen = torch.cat(indices[:seen_count])
+        bank = torch.cat(banks[:seen_count])
         bank_labels = stream.data.train.labels[seen].to(bank.device)
         test = extract_features(
             learner.backbone, stream.test_images, stream.normalize, config.batch_size
@@ -143,7 +158,7 @@ class Evaluator:
         rows = {}
         for name in config.probes:
             if name == "knn-task":
-                rows[name] = self._task_aware_knn_row(learner, test)
+                rows[name] = self._task_aware_knn_row(banks, test)
                 continue
             if name == "knn":
                 predicted = knn_predict(

@@ -1,0 +1,68 @@
+"""The evaluator's probes: what each encodes, and the task-aware kNN's banks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lightning.fabric import Fabric
+
+from conftest import tiny_tree
+from kaizen.config import build_config
+from kaizen.continual.learner import build_learner
+from kaizen.engine.stream import load_stream
+from kaizen.eval.evaluator import Evaluator
+from kaizen.eval.probes import extract_features, knn_predict
+
+
+def _setup(probes: list[str]):
+    tree = tiny_tree()
+    tree["eval"] = {"probes": probes}
+    config = build_config(tree)
+    fabric = Fabric(accelerator="cpu", devices=1)
+    stream = load_stream(config, fabric)
+    torch.manual_seed(0)
+    learner = build_learner(config, 3, stream.data.num_classes).eval()
+    return stream, learner, Evaluator(stream, config.eval, fabric)
+
+
+def _encoded_images(learner, run) -> int:
+    """How many images the backbone encodes while ``run()`` runs."""
+    seen: list[int] = []
+    handle = learner.backbone.register_forward_hook(lambda _m, args, _o: seen.append(len(args[0])))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return sum(seen)
+
+
+@pytest.mark.parametrize(
+    ("probes", "task_index", "train_tasks"),
+    [(["knn"], 0, 1), (["knn", "linear"], 1, 2), (["knn-task"], 0, 3), (["knn", "knn-task"], 1, 3)],
+)
+def test_each_training_image_is_encoded_once(probes, task_index, train_tasks):
+    stream, learner, evaluator = _setup(probes)
+    task = stream.tasks[task_index]
+    expected = sum(len(t.train_indices) for t in stream.tasks[:train_tasks])
+    expected += 2 * len(stream.test_labels)  # the classifier's predictions and the probes' queries
+    encoded = _encoded_images(learner, lambda: evaluator.evaluate(learner, task, None))
+    assert encoded == expected
+
+
+def test_task_aware_knn_uses_each_tasks_own_bank():
+    stream, learner, evaluator = _setup(["knn", "knn-task"])
+    rows = evaluator.evaluate(learner, stream.tasks[0], None).probes
+    test = extract_features(learner.backbone, stream.test_images, stream.normalize, 256)
+    for index, each in enumerate(stream.tasks):
+        images = stream.train_images.gather(each.train_indices)
+        bank = extract_features(learner.backbone, images, stream.normalize, 256)
+        queries = each.test_indices
+        predicted = knn_predict(
+            bank,
+            stream.data.train.labels[each.train_indices],
+            test[queries],
+            k=20,
+            temperature=0.07,
+        )
+        expected = (predicted == stream.test_labels[queries]).float().mean()
+        assert rows["knn-task"][index] == pytest.approx(float(expected))
