@@ -90,6 +90,10 @@ class Part:
         """This process's views (2B, C, H, W) before the loss; returned unchanged by default."""
         return views
 
+    def teacher(self) -> Teacher | None:
+        """The frozen previous model this part keeps for the current task, if it keeps one."""
+        return None
+
     def memory_indices(self) -> Tensor | None:
         """int64 (R,) training indices of earlier tasks this part keeps, or None."""
         return None
@@ -131,11 +135,8 @@ class Method:
     @property
     def teacher(self) -> Teacher | None:
         """The frozen previous model a part keeps for this task, if any."""
-        for part in self.parts:
-            teacher = getattr(part, "teacher", None)
-            if isinstance(teacher, Teacher):
-                return teacher
-        return None
+        teachers = (part.teacher() for part in self.parts)
+        return next((teacher for teacher in teachers if teacher is not None), None)
 
     def has_part(self, name: str) -> bool:
         """Whether one of the parts is registered under ``name``."""

@@ -12,24 +12,27 @@ class TeacherSnapshot(Part):
     """Keeps the model of the end of the previous task as the teacher of distillation terms.
 
     Attributes:
-        teacher: the snapshot (on the training device), None during the first task.
+        snapshot: the frozen model (on the training device), None during the first task.
     """
 
     name: ClassVar[str] = "teacher"
 
     def __init__(self) -> None:
-        self.teacher: Teacher | None = None
+        self.snapshot: Teacher | None = None
 
     def start_task(self, run: RunContext) -> None:
-        self.teacher = None
+        self.snapshot = None
         if run.current.index > 0:
-            self.teacher = run.fabric.to_device(Teacher.snapshot(run.learner))
+            self.snapshot = run.fabric.to_device(Teacher.snapshot(run.learner))
+
+    def teacher(self) -> Teacher | None:
+        return self.snapshot
 
     def state_dict(self) -> dict[str, Any]:
-        return {"teacher": self.teacher.state_dict() if self.teacher is not None else None}
+        return {"teacher": self.snapshot.state_dict() if self.snapshot is not None else None}
 
     def load_state_dict(self, state: dict[str, Any], run: RunContext) -> None:
-        self.teacher = None
+        self.snapshot = None
         if state["teacher"] is not None:
-            self.teacher = run.fabric.to_device(Teacher.snapshot(run.learner))
-            self.teacher.load_state_dict(state["teacher"])
+            self.snapshot = run.fabric.to_device(Teacher.snapshot(run.learner))
+            self.snapshot.load_state_dict(state["teacher"])
