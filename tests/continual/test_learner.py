@@ -284,3 +284,43 @@ def test_explicit_feature_distill_weight_wins_over_the_default():
     learner = _learner(config)
     terms = _terms("kaizen", config, learner, has_teacher=True)
     assert {t.name: t.weight for t in terms}["feature_distill"] == 3.0
+
+
+def test_teacher_shares_the_frozen_prefix_it_holds_bit_for_bit():
+    learner = _learner(_config()).train()
+    learner.backbone.freeze_prefix(2)
+    teacher = Teacher.snapshot(learner)
+    assert teacher.shared_prefix_depth(learner.backbone) == 2
+    learner(_views())  # train mode: only the unfrozen blocks' statistics move
+    assert teacher.shared_prefix_depth(learner.backbone) == 2
+    with torch.no_grad():
+        next(learner.backbone.blocks()[1].parameters()).add_(1e-3)
+    assert teacher.shared_prefix_depth(learner.backbone) == 1
+    with torch.no_grad():
+        next(learner.backbone.blocks()[0].parameters()).add_(1e-3)
+    assert teacher.shared_prefix_depth(learner.backbone) == 0
+
+
+def test_teacher_shares_nothing_the_student_does_not_freeze():
+    learner = _learner(_config())
+    teacher = Teacher.snapshot(learner)
+    assert learner.backbone.frozen_depth == 0
+    assert teacher.shared_prefix_depth(learner.backbone) == 0
+    assert teacher.shared_prefix_depth(nn.Linear(2, 2)) == 0
+
+
+def test_teacher_and_learner_on_shared_prefix_features_equal_their_full_forward():
+    learner = _learner(_config()).eval()
+    learner.backbone.freeze_prefix(2)
+    teacher = Teacher.snapshot(learner)
+    views = _views()
+    with torch.no_grad():
+        expected_student = learner(views)
+    expected_teacher = teacher(views)
+    prefix = learner.backbone.prefix_features(views, 2)
+    with torch.no_grad():
+        student = learner(prefix, start_block=2)
+    shared = teacher(prefix, start_block=2)
+    torch.testing.assert_close(student.projections, expected_student.projections, rtol=0, atol=0)
+    torch.testing.assert_close(shared.projections, expected_teacher.projections, rtol=0, atol=0)
+    torch.testing.assert_close(shared.logits, expected_teacher.logits, rtol=0, atol=0)

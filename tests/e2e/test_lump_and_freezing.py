@@ -128,3 +128,26 @@ def test_compare_shows_the_savings_columns(tiny, tmp_path: Path) -> None:
     assert "freeze.enabled=true" in frozen.strategy
     assert frozen.costs.backward_flops < plain.costs.backward_flops
     assert frozen.costs.step_memory_bytes < plain.costs.step_memory_bytes
+
+
+def test_a_shared_frozen_prefix_runs_once_and_changes_no_result(tiny, tmp_path: Path, monkeypatch):
+    from kaizen.continual.teacher import Teacher
+
+    starts: list[int] = []
+    teacher_forward = Teacher.forward
+
+    def recording_forward(self: Teacher, views: torch.Tensor, start_block: int = 0):
+        starts.append(start_block)
+        return teacher_forward(self, views, start_block)
+
+    monkeypatch.setattr(Teacher, "forward", recording_forward)
+    tree = tiny("kaizen")
+    tree["freeze"] = {"enabled": True, "threshold": 0.0}
+    kaizen.run(tree, tmp_path / "shared")
+    assert starts and set(starts) == {3}  # every teacher step starts after the frozen stages
+    starts.clear()
+    monkeypatch.setattr(Teacher, "shared_prefix_depth", lambda self, student: 0)
+    kaizen.run(tree, tmp_path / "separate")
+    assert starts and set(starts) == {0}
+    shared = (tmp_path / "shared" / "results.json").read_text()
+    assert shared == (tmp_path / "separate" / "results.json").read_text()

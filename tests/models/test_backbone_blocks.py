@@ -252,3 +252,25 @@ def test_blocks_run_the_modules_that_replaced_theirs(name: str):
         m for b in converted.blocks()[:2] for m in b.modules() if isinstance(m, nn.SyncBatchNorm)
     ]
     assert frozen and not any(m.training for m in frozen)
+
+
+@pytest.mark.parametrize(("name", "stem"), CONFIGS)
+@pytest.mark.parametrize("frozen", [0, 2])
+def test_forward_from_prefix_features_is_the_forward(name: str, stem: str, frozen: int):
+    model = _build(name, stem).eval()
+    model.freeze_prefix(frozen)
+    images = _images()
+    expected = model(images)
+    for depth in (1, 2, 3):
+        prefix = model.prefix_features(images, depth)
+        assert not prefix.requires_grad
+        torch.testing.assert_close(model(prefix, depth), expected, rtol=0, atol=0)
+
+
+def test_forward_from_a_prefix_trains_only_the_blocks_it_runs():
+    model = _build("convnet").train()
+    images = _images()
+    model(model.prefix_features(images, 1), 1).sum().backward()
+    first, *rest = model.blocks()
+    assert all(p.grad is None for p in first.parameters())
+    assert all(p.grad is not None for block in rest for p in block.parameters())

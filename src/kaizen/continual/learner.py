@@ -67,13 +67,16 @@ class Learner(nn.Module):
         views: Tensor,
         with_distill: bool = False,
         loss_fn: Callable[[LearnerOutputs], LossValues] | None = None,
+        start_block: int = 0,
     ) -> LearnerOutputs | LossValues:
         """Shapes: views (2M, C, H, W) -> :class:`LearnerOutputs`, or ``loss_fn`` of them.
 
         Computing the loss inside ``forward`` keeps every trainable module (the SSL method's own
-        heads included) inside the call that data-parallel training wraps.
+        heads included) inside the call that data-parallel training wraps. With
+        ``start_block`` > 0, ``views`` is the output of the backbone's first ``start_block``
+        (frozen) blocks, and the backbone runs the rest.
         """
-        features = self.backbone(views)
+        features = self.backbone(views, start_block) if start_block else self.backbone(views)
         projections = self.ssl.projector(features)
         logits = self.classifier(features if self.end_to_end else features.detach())
         distilled = self.predictor(projections) if with_distill else None

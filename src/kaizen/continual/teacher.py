@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from kaizen.continual.learner import Learner
+from kaizen.models.blocks import BlockBackbone
 
 
 @dataclass
@@ -52,8 +53,31 @@ class Teacher(nn.Module):
         """Teachers stay in eval mode whatever their parent module is set to."""
         return self
 
+    def shared_prefix_depth(self, student: nn.Module) -> int:
+        """How many of ``student``'s leading frozen blocks equal this teacher's, bit for bit.
+
+        Over those blocks both models compute the same function (equal weights and running
+        statistics, both in eval mode), so one run of them serves both: the step feeds their
+        output to :meth:`forward` with ``start_block``. A backbone without blocks shares none.
+        """
+        if not isinstance(student, BlockBackbone) or not isinstance(self.backbone, BlockBackbone):
+            return 0
+        depth = 0
+        while depth < student.frozen_depth and all(
+            torch.equal(mine, theirs)
+            for mine, theirs in zip(
+                self.backbone.block_state(depth), student.block_state(depth), strict=True
+            )
+        ):
+            depth += 1
+        return depth
+
     @torch.no_grad()
-    def forward(self, views: Tensor) -> TeacherOutputs:
-        """Shapes: views (2M, C, H, W) -> :class:`TeacherOutputs`."""
-        features = self.backbone(views)
+    def forward(self, views: Tensor, start_block: int = 0) -> TeacherOutputs:
+        """Shapes: views (2M, C, H, W) -> :class:`TeacherOutputs`.
+
+        With ``start_block`` > 0, ``views`` is the output of the first ``start_block`` blocks
+        (at most :meth:`shared_prefix_depth`), and the backbone runs the rest.
+        """
+        features = self.backbone(views, start_block) if start_block else self.backbone(views)
         return TeacherOutputs(self.projector(features), self.classifier(features))

@@ -32,7 +32,8 @@ def prepare_learner(learner: Learner, train: TrainConfig) -> Learner:
 class TrainStep:
     """The hot path of training, shared by the trainer and the benchmark.
 
-    Its parts are labelled for ``torch.profiler`` as ``kaizen.augment``, ``kaizen.teacher``,
+    Its parts are labelled for ``torch.profiler`` as ``kaizen.augment``,
+    ``kaizen.shared_prefix`` (the frozen blocks student and teacher share), ``kaizen.teacher``,
     ``kaizen.forward_and_losses`` (the momentum encoder's forward included), ``kaizen.backward``
     and ``kaizen.optimizer_and_ema``.
 
@@ -73,6 +74,10 @@ class TrainStep:
         self.augment = augment
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.with_distill = any(term.name == "feature_distill" for term in terms)
+        self.shared_depth = (
+            teacher.shared_prefix_depth(learner.backbone) if teacher is not None else 0
+        )
+        """Leading frozen blocks the student and the teacher share: run once per step for both."""
         self.clip_grad_norm = clip_grad_norm
         self.transform_views = transform_views
         self.backward_region: Callable[[], AbstractContextManager[None]] = nullcontext
@@ -95,15 +100,26 @@ class TrainStep:
         labels = labels.repeat(2)
         replayed_rows = replayed.repeat(2) if replayed is not None else None
         with self.fabric.autocast():
+            inputs = views
+            if self.shared_depth:
+                with record_function("kaizen.shared_prefix"):
+                    inputs = self.learner.backbone.prefix_features(views, self.shared_depth)
             with record_function("kaizen.teacher"):
-                teacher_outputs = self.teacher(views) if self.teacher is not None else None
+                teacher_outputs = (
+                    self.teacher(inputs, self.shared_depth) if self.teacher is not None else None
+                )
 
             def loss_fn(outputs: LearnerOutputs) -> LossValues:
                 step = StepTensors(views, labels, outputs, teacher_outputs, replayed_rows)
                 return total_loss(self.terms, step)
 
             with record_function("kaizen.forward_and_losses"):
-                loss, values = self.module(views, with_distill=self.with_distill, loss_fn=loss_fn)
+                loss, values = self.module(
+                    inputs,
+                    with_distill=self.with_distill,
+                    loss_fn=loss_fn,
+                    start_block=self.shared_depth,
+                )
         with record_function("kaizen.backward"):
             self.optimizer.zero_grad(set_to_none=True)
             with self.backward_region():

@@ -108,14 +108,38 @@ class BlockBackbone(nn.Module, ABC):
             module.eval()
         return self
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, C_in, H, W) -> (N, feature_dim); the frozen blocks run under ``no_grad``."""
+    def forward(self, x: Tensor, start: int = 0) -> Tensor:
+        """Blocks ``start:`` of ``x``, then pooling: (N, C, H, W) -> (N, feature_dim).
+
+        ``x`` is the images when ``start`` is 0, else the output of the first ``start`` blocks
+        (:meth:`prefix_features`). The frozen blocks run under ``no_grad``.
+        """
+        unfrozen = max(start, self.frozen_depth)
         with torch.no_grad():
-            for module in self._block_modules(stop=self.frozen_depth):
+            for module in self._block_modules(start, unfrozen):
                 x = module(x)
-        for module in self._block_modules(start=self.frozen_depth):
+        for module in self._block_modules(unfrozen):
             x = module(x)
         return torch.flatten(self.avgpool(x), 1)
+
+    @torch.no_grad()
+    def prefix_features(self, images: Tensor, depth: int) -> Tensor:
+        """The output of the first ``depth`` blocks on ``images`` (N, C_in, H, W), no autograd.
+
+        ``forward(prefix_features(images, d), start=d)`` equals ``forward(images)``.
+        """
+        x = images
+        for module in self._block_modules(stop=depth):
+            x = module(x)
+        return x
+
+    def block_state(self, index: int) -> list[Tensor]:
+        """The parameters and buffers of block ``index``, in a fixed order."""
+        return [
+            tensor
+            for module in self._block_modules(index, index + 1)
+            for tensor in (*module.parameters(), *module.buffers())
+        ]
 
     @torch.no_grad()
     def pooled_block_features(self, images: Tensor) -> list[Tensor]:
