@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 
 import pytest
@@ -227,3 +228,66 @@ def test_accuracy_right_after_training_each_task(comparison):
     assert "| simclr | kaizen | 10 | 0.900 ± 0.000 | 0.850 ± 0.000 | 0.850 ± 0.071 |" in (
         comparison.markdown.read_text()
     )
+
+
+def test_accuracy_can_come_from_a_probe(make_run, tmp_path):
+    run = make_run(tmp_path / "lump", strategy="lump", matrix=FINETUNE, probes={"knn-task": SEED0})
+    comparison = compare_runs([run], tmp_path / "out", probe="knn-task")
+    (group,) = comparison.groups
+    assert group.accuracy["final_accuracy"].mean == pytest.approx(0.7)  # SEED0, not FINETUNE
+    assert group.accuracy["forgetting"].mean == pytest.approx(0.225)
+    assert "knn-task probe on frozen backbone features" in comparison.markdown.read_text()
+    with pytest.raises(KaizenError, match=r"no 'linear' probe \(it has: knn-task\)"):
+        compare_runs([run], tmp_path / "out", probe="linear")
+
+
+def _with_step_costs(run_dir, flops: float, memory: tuple[float, ...]):
+    """``run_dir`` with every task's backward FLOPs per step and its step memory set."""
+    path = run_dir / "costs.json"
+    costs = json.loads(path.read_text())
+    for task, task_memory in zip(costs["tasks"], memory, strict=True):
+        task.update(backward_flops_per_step=flops, step_peak_memory_bytes=task_memory)
+    path.write_text(json.dumps(costs))
+    return run_dir
+
+
+def test_a_variant_is_measured_against_its_plain_strategy(make_run, tmp_path):
+    frozen = {"freeze.enabled": True}
+    runs = [
+        _with_step_costs(make_run(tmp_path / "plain", matrix=SEED0), 4e9, (400, 400, 400)),
+        _with_step_costs(
+            make_run(tmp_path / "frozen", matrix=SEED1, wall_seconds=(10, 5, 5), settings=frozen),
+            1e9,
+            (400, 400, 200),  # the first later task freezes nothing yet
+        ),
+    ]
+    comparison = compare_runs(runs, tmp_path / "out")
+    plain, variant = comparison.groups
+    assert plain.against_base is None
+    against = variant.against_base
+    assert against is not None and against.base == "kaizen"
+    assert variant.strategy == "kaizen[freeze.enabled=true]"
+    # tasks 1..T: train time 0.8 x (10 + 10) = 16 s against 0.8 x (5 + 5) = 8 s
+    assert against.train_time_saving == pytest.approx(0.5)
+    assert against.backward_flops_saving == pytest.approx(0.75)
+    assert against.step_memory_saving == pytest.approx(0.0)  # largest over tasks 1..T
+    assert against.mean_step_memory_saving == pytest.approx(0.25)  # 300 against 400
+    assert against.accuracy_change["final_accuracy"] == pytest.approx(0.8 - 0.7)
+    assert against.accuracy_change["forgetting"] == pytest.approx(0.125 - 0.225)
+    markdown = comparison.markdown.read_text()
+    assert (
+        "| simclr | kaizen[freeze.enabled=true] | kaizen | 10 | 50.0% | 75.0% | 0.0% | 25.0% |"
+        in (markdown)
+    )
+    rows = list(csv.DictReader(comparison.csv.open()))
+    assert rows[0]["plain_strategy"] == "" and rows[1]["plain_strategy"] == "kaizen"
+    assert float(rows[1]["backward_flops_saving_vs_plain"]) == pytest.approx(0.75)
+
+
+def test_the_settings_of_a_switched_off_section_name_no_variant(make_run, tmp_path):
+    runs = [
+        make_run(tmp_path / "plain", settings={"freeze.enabled": False, "freeze.threshold": 0.5}),
+        make_run(tmp_path / "frozen", settings={"freeze.enabled": True, "freeze.threshold": 0.5}),
+    ]
+    labels = [group.strategy for group in compare_runs(runs, tmp_path / "out").groups]
+    assert labels == ["kaizen", "kaizen[freeze.enabled=true,freeze.threshold=0.5]"]

@@ -52,6 +52,14 @@ def test_compare_writes_to_out_and_prints_the_table(make_run, tmp_path):
         assert str(tmp_path / "cmp" / f"compare.{suffix}") in output
 
 
+def test_compare_reads_the_probe_it_is_given(make_run, tmp_path):
+    perfect = [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    run = make_run(tmp_path / "a", probes={"knn": perfect})
+    code, output = _invoke("compare", str(run), "--probe", "knn", "--out", str(tmp_path / "cmp"))
+    assert code == 0
+    assert "1.0000 ± 0.0000" in output and "0.7000 ± 0.0000" not in output
+
+
 def test_compare_defaults_to_the_compare_directory(make_run, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_run(tmp_path / "a")

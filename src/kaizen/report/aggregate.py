@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kaizen.config import RunConfig, to_plain
@@ -66,9 +66,10 @@ class Costs:
     Wall time and peak memory come from costs.json and are None when a run of the group has no
     costs.json; images come from the per-task records of results.json. Over tasks 1..T (where
     freezing acts): ``train_seconds`` sums the training times, ``backward_flops`` sums each
-    task's measured backward FLOPs per step times its steps, and ``step_memory_bytes`` is the
-    largest measured peak of a step's live training tensors; None for runs that did not
-    measure them.
+    task's measured backward FLOPs per step times its steps, ``step_memory_bytes`` is the
+    largest measured peak of a step's live training tensors and ``mean_step_memory_bytes`` the
+    mean of those peaks over the tasks (what progressive freezing lowers task after task);
+    None for runs that did not measure them.
     """
 
     wall_seconds: float | None
@@ -77,6 +78,7 @@ class Costs:
     train_seconds: float | None = None
     backward_flops: float | None = None
     step_memory_bytes: float | None = None
+    mean_step_memory_bytes: float | None = None
 
 
 BUDGET_KEYS = ("train.epochs", "data.train_per_class")
@@ -110,6 +112,18 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _in_effect(flat: dict[str, str]) -> dict[str, str]:
+    """``flat`` without the settings of a section switched off (``freeze.enabled=false`` makes
+    ``freeze.threshold`` moot): they take their defaults, so they name no variant."""
+    off = {key.removesuffix("enabled") for key, value in flat.items() if key.endswith(".enabled")}
+    off = {prefix for prefix in off if flat[f"{prefix}enabled"] == "false"}
+    return {
+        key: value
+        for key, value in flat.items()
+        if key.endswith(".enabled") or not any(key.startswith(prefix) for prefix in off)
+    }
+
+
 def _shown(text: str) -> str:
     value = json.loads(text)
     return value if isinstance(value, str) else json.dumps(value)
@@ -119,10 +133,11 @@ def strategy_labels(runs: Sequence[Run]) -> list[str]:
     """Each run's strategy label (see the module docstring), in ``runs`` order.
 
     A setting joins the label when it varies among the runs of one (SSL method, strategy name)
-    and the run's value is not the schema default; keys a run's config lacks take the default.
+    and the run's value is not the schema default; keys a run's config lacks, and the settings of
+    a section it switches off, take the default.
     """
     defaults = _flat(to_plain(RunConfig()))
-    settings = [_flat(run.config) for run in runs]
+    settings = [_in_effect(_flat(run.config)) for run in runs]
     labels = []
     for run, own in zip(runs, settings, strict=True):
         peers = [
@@ -175,6 +190,8 @@ class Group:
     """1 - wall time / wall time of scratch with the same SSL method; None without scratch."""
     images_saving: float | None
     """1 - images / images of scratch with the same SSL method; None without scratch."""
+    against_base: AgainstBase | None = None
+    """A variant (``lump[freeze.enabled=true]``) against its plain strategy, when compared."""
 
     @property
     def seed_text(self) -> str:
@@ -205,6 +222,37 @@ def _costs(runs: Sequence[Run]) -> Costs:
             for tasks, count in zip(later, steps, strict=True)
         ),
         statistics.fmean(max(t["step_peak_memory_bytes"] for t in tasks) for tasks in later),
+        statistics.fmean(
+            statistics.fmean(t["step_peak_memory_bytes"] for t in tasks) for tasks in later
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AgainstBase:
+    """A variant group against the group of its plain strategy (same SSL method and budget).
+
+    Savings are 1 - variant / plain of the costs over tasks 1..T (None where either did not
+    measure them); accuracy changes are variant mean - plain mean, per accuracy metric.
+    """
+
+    base: str
+    train_time_saving: float | None
+    backward_flops_saving: float | None
+    step_memory_saving: float | None
+    mean_step_memory_saving: float | None
+    accuracy_change: dict[str, float]
+
+
+def _against(group: Group, base: Group) -> AgainstBase:
+    own, plain = group.costs, base.costs
+    return AgainstBase(
+        base.strategy,
+        _saving(own.train_seconds, plain.train_seconds),
+        _saving(own.backward_flops, plain.backward_flops),
+        _saving(own.step_memory_bytes, plain.step_memory_bytes),
+        _saving(own.mean_step_memory_bytes, plain.mean_step_memory_bytes),
+        {name: group.accuracy[name].mean - base.accuracy[name].mean for name in ACCURACY_METRICS},
     )
 
 
@@ -270,4 +318,11 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
                 images_saving=_saving(own.images_seen, scratch.images_seen if scratch else None),
             )
         )
-    return groups
+    plain = {(g.ssl_method, g.strategy, g.budget): g for g in groups}
+    return [
+        replace(group, against_base=_against(group, base))
+        if (base := plain.get((group.ssl_method, group.strategy.split("[")[0], group.budget)))
+        not in (None, group)
+        else group
+        for group in groups
+    ]

@@ -67,7 +67,8 @@ def _report(args: argparse.Namespace, console: Console) -> int:
 
 
 def _compare(args: argparse.Namespace, console: Console) -> int:
-    _print_comparison(console, compare_runs([Path(d) for d in args.run_dirs], Path(args.out)))
+    run_dirs = [Path(d) for d in args.run_dirs]
+    _print_comparison(console, compare_runs(run_dirs, Path(args.out), args.probe))
     return 0
 
 
@@ -105,6 +106,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     compare.add_argument("run_dirs", nargs="+", metavar="DIR", help="run directories")
     compare.add_argument("--out", default="compare", help="output directory (default: compare)")
+    compare.add_argument(
+        "--probe",
+        metavar="NAME",
+        help="read accuracy from this probe of eval.probes (knn, knn-task, linear, ...) instead "
+        "of the classifier: LUMP trains no classifier",
+    )
     compare.set_defaults(handler=_compare)
 
     sweep_parser = subparsers.add_parser(

@@ -151,7 +151,8 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
         "Totals over the tasks of a run, mean over seeds. Saving = 1 - strategy / scratch "
         f"(the '{SCRATCH}' strategy with the same SSL method); n/a without a scratch run or "
         "without costs.json. Over tasks 1..T: training time, backward FLOPs (one measured "
-        "step per task times its steps) and the peak of a step's live training tensors."
+        "step per task times its steps) and the peak of a step's live training tensors, its "
+        "largest and its mean over the tasks."
     )
     document.table(
         [
@@ -166,6 +167,7 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
             "train time 1..T (s)",
             "backward GFLOPs 1..T",
             "step memory (MiB)",
+            "mean step memory (MiB)",
         ],
         [
             [
@@ -180,8 +182,50 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
                 cell(group.costs.train_seconds, digits=1),
                 cell(_giga(group.costs.backward_flops), digits=1),
                 cell(_megabytes(group.costs.step_memory_bytes), digits=1),
+                cell(_megabytes(group.costs.mean_step_memory_bytes), digits=1),
             ]
             for group in groups
+        ],
+    )
+
+
+def _variant_section(document: Document, groups: Sequence[Group]) -> None:
+    """Each variant against its plain strategy: what a setting such as freezing saves and costs."""
+    variants = [group for group in groups if group.against_base is not None]
+    if not variants:
+        return
+    document.heading("Variants against their plain strategy")
+    document.paragraph(
+        "Saving = 1 - variant / plain over tasks 1..T, costs as in the table above; accuracy "
+        "changes are variant - plain (points are hundredths: +0.0100 is one point better; "
+        "for forgetting, lower is better)."
+    )
+    document.table(
+        [
+            "SSL method",
+            "variant",
+            "plain",
+            "steps/task",
+            "train time saving",
+            "backward FLOPs saving",
+            "step memory saving",
+            "mean step memory saving",
+            *(f"change in {label}" for label, _ in ACCURACY_METRICS.values()),
+        ],
+        [
+            [
+                group.ssl_method,
+                group.strategy,
+                against.base,
+                _steps(group),
+                _percent(against.train_time_saving),
+                _percent(against.backward_flops_saving),
+                _percent(against.step_memory_saving),
+                _percent(against.mean_step_memory_saving),
+                *(f"{against.accuracy_change[name]:+.4f}" for name in ACCURACY_METRICS),
+            ]
+            for group in variants
+            if (against := group.against_base) is not None
         ],
     )
 
@@ -221,9 +265,29 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 "later_tasks_train_seconds",
                 "later_tasks_backward_flops",
                 "step_peak_memory_bytes",
+                "mean_step_peak_memory_bytes",
+                "plain_strategy",
+                "train_time_saving_vs_plain",
+                "backward_flops_saving_vs_plain",
+                "step_memory_saving_vs_plain",
+                "mean_step_memory_saving_vs_plain",
+                *(f"{name}_change_vs_plain" for name in ACCURACY_METRICS),
             ]
         )
         for group in groups:
+            against = group.against_base
+            versus_plain = (
+                (
+                    against.base,
+                    against.train_time_saving,
+                    against.backward_flops_saving,
+                    against.step_memory_saving,
+                    against.mean_step_memory_saving,
+                    *(against.accuracy_change[name] for name in ACCURACY_METRICS),
+                )
+                if against is not None
+                else (None,) * (5 + len(ACCURACY_METRICS))
+            )
             optional = (
                 group.costs.wall_seconds,
                 group.costs.images_seen,
@@ -233,6 +297,7 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 group.costs.train_seconds,
                 group.costs.backward_flops,
                 group.costs.step_memory_bytes,
+                group.costs.mean_step_memory_bytes,
             )
             writer.writerow(
                 [
@@ -245,13 +310,16 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                         for name in ACCURACY_METRICS
                         for value in (group.accuracy[name].mean, group.accuracy[name].std)
                     ),
-                    *("" if value is None else value for value in optional),
+                    *("" if value is None else value for value in (*optional, *versus_plain)),
                 ]
             )
 
 
-def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> Comparison:
+def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = None) -> Comparison:
     """Aggregate complete runs by (SSL method, strategy, budget) over seeds; write the comparison.
+
+    Accuracy comes from each run's classifier, or from its probe named ``probe`` (``knn-task``
+    for LUMP, which trains no classifier).
 
     Writes ``compare.md`` (charts as PNG files beside it), a self-contained ``compare.html`` and
     ``compare.csv`` (one row per group) to ``out_dir``. Incomplete runs are listed but left out;
@@ -259,7 +327,7 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> Comparison:
     """
     if not run_dirs:
         raise KaizenError("compare needs at least one run directory")
-    runs = [load_run(path) for path in dict.fromkeys(Path(path) for path in run_dirs)]
+    runs = [load_run(path, probe) for path in dict.fromkeys(Path(path) for path in run_dirs)]
     complete = [run for run in runs if run.complete]
     if not complete:
         raise KaizenError(
@@ -274,6 +342,7 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path) -> Comparison:
     )
     _accuracy_section(document, groups)
     _cost_section(document, groups)
+    _variant_section(document, groups)
     _runs_section(document, runs)
     markdown, html = document.write(out_dir, "compare")
     csv_path = out_dir / "compare.csv"

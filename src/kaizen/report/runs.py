@@ -36,6 +36,8 @@ class Run:
     path: Path
     results: dict[str, Any]
     costs: dict[str, Any] | None
+    probe: str | None = None
+    """The probe whose accuracy matrix :attr:`matrix` gives; None: the classifier's."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -62,13 +64,19 @@ class Run:
         return bool(self.results["complete"])
 
     @property
+    def _accuracy(self) -> dict[str, Any]:
+        if self.probe is None:
+            return self.results["accuracy_matrix"]
+        return self.results["probes"][self.probe]
+
+    @property
     def matrix(self) -> list[list[float]]:
         """Row i: accuracy on every task's test set after task i (T rows once complete)."""
-        return self.results["accuracy_matrix"]["values"]
+        return self._accuracy["values"]
 
     @property
     def protocol(self) -> str:
-        return self.results["accuracy_matrix"]["protocol"]
+        return self._accuracy["protocol"]
 
     @property
     def setting(self) -> str:
@@ -101,8 +109,11 @@ def _check_keys(results: dict[str, Any], path: Path) -> None:
             node = node[key]
 
 
-def load_run(run_dir: Path) -> Run:
-    """The run in ``run_dir``; a directory without results.json is a :class:`KaizenError`."""
+def load_run(run_dir: Path, probe: str | None = None) -> Run:
+    """The run in ``run_dir``, its accuracy read from ``probe`` (None: the classifier's).
+
+    A directory without results.json, or a run without that probe, is a :class:`KaizenError`.
+    """
     results_path = run_dir / RESULTS_FILE
     if not results_path.is_file():
         raise KaizenError(
@@ -112,7 +123,13 @@ def load_run(run_dir: Path) -> Run:
     _check_keys(results, results_path)
     costs_path = run_dir / COSTS_FILE
     costs = _read_json(costs_path) if costs_path.is_file() else None
-    return Run(run_dir, results, costs)
+    probes = results.get("probes", {})
+    if probe is not None and probe not in probes:
+        raise KaizenError(
+            f"{run_dir} has no '{probe}' probe (it has: {', '.join(probes) or 'none'}): "
+            f"choose one of those, or run with eval.probes=[{probe}]"
+        )
+    return Run(run_dir, results, costs, probe)
 
 
 def is_complete(run_dir: Path) -> bool:
