@@ -7,7 +7,7 @@
 set -euo pipefail
 root=${1:-runs/efficiency}
 kaizen=${KAIZEN:-.venv/bin/kaizen}
-seeds=0,1,2
+seeds=(0 1 2)
 thresholds=(0.8 0.9 0.95)
 
 # (name, ssl, strategy): LUMP with SimSiam and Barlow Twins, Kaizen with the demo's SimCLR.
@@ -15,12 +15,16 @@ pairs=("simsiam-lump simsiam lump" "barlow-lump barlow lump" "simclr-kaizen simc
 
 for pair in "${pairs[@]}"; do
   read -r name ssl strategy <<<"$pair"
-  "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seeds" \
-    --out "$root/$name/plain" train.progress=false
-  for threshold in "${thresholds[@]}"; do
-    "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seeds" \
-      --out "$root/$name/freeze-$threshold" train.progress=false \
-      freeze.enabled=true "freeze.threshold=$threshold"
+  # Seed by seed, the plain run and then each threshold's: a drift of the machine's speed
+  # reaches every variant alike instead of the variant that happens to run last.
+  for seed in "${seeds[@]}"; do
+    "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seed" \
+      --out "$root/$name/plain" train.progress=false
+    for threshold in "${thresholds[@]}"; do
+      "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seed" \
+        --out "$root/$name/freeze-$threshold" train.progress=false \
+        freeze.enabled=true "freeze.threshold=$threshold"
+    done
   done
   runs=("$root/$name"/{plain,freeze-*}/"$ssl-$strategy"-seed*)
   # LUMP trains no classifier: its accuracy is the task-aware kNN it reports.

@@ -205,3 +205,14 @@ def test_frozen_prefix(ratios, threshold, current, maximum, expected):
 def test_frozen_prefix_rejects_inconsistent_depths(current: int, maximum: int):
     with pytest.raises(ValueError, match="current_depth <= max_depth"):
         frozen_prefix([0.9, 0.9, 0.9, 0.9], 0.5, current, maximum)
+
+
+def test_freezing_refuses_a_backbone_without_blocks(monkeypatch):
+    from kaizen.config import FreezeConfig, ModelConfig
+    from kaizen.continual.parts import freezing
+    from kaizen.errors import ConfigError
+
+    monkeypatch.setattr(freezing, "build_backbone", lambda *args, **kwargs: nn.Linear(4, 4))
+    part = freezing.LayerFreezing(FreezeConfig(enabled=True), ModelConfig(), [], seed=0)
+    with pytest.raises(ConfigError, match=r"freeze\.enabled=true needs a backbone made of blocks"):
+        part.validate(object())
