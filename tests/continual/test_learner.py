@@ -294,10 +294,10 @@ def test_teacher_shares_the_frozen_prefix_it_holds_bit_for_bit():
     learner(_views())  # train mode: only the unfrozen blocks' statistics move
     assert teacher.shared_prefix_depth(learner.backbone) == 2
     with torch.no_grad():
-        next(learner.backbone.blocks()[1].parameters()).add_(1e-3)
+        next(learner.backbone.block_modules()[1].parameters()).add_(1e-3)
     assert teacher.shared_prefix_depth(learner.backbone) == 1
     with torch.no_grad():
-        next(learner.backbone.blocks()[0].parameters()).add_(1e-3)
+        next(learner.backbone.block_modules()[0].parameters()).add_(1e-3)
     assert teacher.shared_prefix_depth(learner.backbone) == 0
 
 

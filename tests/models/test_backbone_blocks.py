@@ -56,7 +56,7 @@ def test_blocks_composed_then_pooled_are_the_forward(name: str, stem: str):
     images = _images()
     with torch.no_grad():
         x = images
-        for block in model.blocks():
+        for block in model.block_modules():
             x = block(x)
         assert torch.equal(torch.flatten(model.avgpool(x), 1), model(images))
 
@@ -68,16 +68,16 @@ def test_block_names_and_freezable_counts():
         *(f"layer{stage}.{index}" for stage in range(1, 5) for index in range(2)),
     ]
     assert resnet18.freezable_blocks == 7
-    assert resnet18.blocks()[1] is resnet18.layer1[0]
-    assert resnet18.blocks()[0][0] is resnet18.conv1
+    assert resnet18.block_modules()[1] is resnet18.layer1[0]
+    assert resnet18.block_modules()[0][0] is resnet18.conv1
     resnet50 = _build("resnet50")
-    assert len(resnet50.blocks()) == 17 and resnet50.freezable_blocks == 14
+    assert len(resnet50.block_modules()) == 17 and resnet50.freezable_blocks == 14
     assert resnet50.block_names()[-1] == "layer4.2"
     convnet = _build("convnet")
     assert convnet.block_names() == ["stage1", "stage2", "stage3", "stage4"]
     assert convnet.freezable_blocks == 3
-    assert [len(stage) for stage in convnet.blocks()] == [4, 4, 4, 3]
-    assert convnet.blocks()[3][0] is convnet.features[12]
+    assert [len(stage) for stage in convnet.block_modules()] == [4, 4, 4, 3]
+    assert convnet.block_modules()[3][0] is convnet.features[12]
 
 
 @pytest.mark.parametrize(
@@ -131,7 +131,7 @@ def test_frozen_blocks_get_no_gradient_and_the_rest_the_same_one(name: str, dept
     model = _build(name).eval()
     model(images).sum().backward()  # a stale gradient, which freezing must clear
     model.freeze_prefix(depth)
-    frozen = {id(p) for block in model.blocks()[:depth] for p in block.parameters()}
+    frozen = {id(p) for block in model.block_modules()[:depth] for p in block.parameters()}
     trainable = [p for p in model.parameters() if p.requires_grad]
     assert frozen and {id(p) for p in trainable} == {
         id(p) for p in model.parameters() if id(p) not in frozen
@@ -154,7 +154,7 @@ def test_frozen_batchnorm_keeps_running_statistics_in_train_mode():
     model = _build("resnet18")
     model.freeze_prefix(3)
     model.train()
-    frozen, live = _batchnorms(model.blocks()[:3]), _batchnorms(model.blocks()[3:])
+    frozen, live = _batchnorms(model.block_modules()[:3]), _batchnorms(model.block_modules()[3:])
     assert not any(bn.training for bn in frozen) and all(bn.training for bn in live)
     frozen_before = [(bn.running_mean.clone(), bn.running_var.clone()) for bn in frozen]
     live_before = [bn.running_mean.clone() for bn in live]
@@ -215,9 +215,9 @@ def test_deepcopy_keeps_the_frozen_prefix():
     assert [p.requires_grad for p in twin.parameters()] == [
         p.requires_grad for p in model.parameters()
     ]
-    assert [all(bn.training for bn in _batchnorms([b])) for b in twin.blocks()] == [False] * 4 + [
-        True
-    ] * 5
+    assert [all(bn.training for bn in _batchnorms([b])) for b in twin.block_modules()] == [
+        False
+    ] * 4 + [True] * 5
     with pytest.raises(ValueError, match="never decreases"):
         twin.freeze_prefix(3)
 
@@ -227,10 +227,10 @@ def test_pooled_block_features(name: str, stem: str):
     model = _build(name, stem).eval()
     images = _images()
     features = model.pooled_block_features(images)
-    assert len(features) == len(model.blocks())
+    assert len(features) == len(model.block_modules())
     with torch.no_grad():
         x = images
-        for block, pooled in zip(model.blocks(), features, strict=True):
+        for block, pooled in zip(model.block_modules(), features, strict=True):
             x = block(x)
             assert pooled.shape == x.shape[:2]
             assert not pooled.requires_grad
@@ -244,12 +244,15 @@ def test_blocks_run_the_modules_that_replaced_theirs(name: str):
     model.freeze_prefix(2)
     converted = nn.SyncBatchNorm.convert_sync_batchnorm(model).eval()
     batchnorms = [
-        m for b in converted.blocks() for m in b.modules() if "BatchNorm" in type(m).__name__
+        m for b in converted.block_modules() for m in b.modules() if "BatchNorm" in type(m).__name__
     ]
     assert batchnorms and all(isinstance(m, nn.SyncBatchNorm) for m in batchnorms)
     converted.train()
     frozen = [
-        m for b in converted.blocks()[:2] for m in b.modules() if isinstance(m, nn.SyncBatchNorm)
+        m
+        for b in converted.block_modules()[:2]
+        for m in b.modules()
+        if isinstance(m, nn.SyncBatchNorm)
     ]
     assert frozen and not any(m.training for m in frozen)
 
@@ -271,6 +274,6 @@ def test_forward_from_a_prefix_trains_only_the_blocks_it_runs():
     model = _build("convnet").train()
     images = _images()
     model(model.prefix_features(images, 1), 1).sum().backward()
-    first, *rest = model.blocks()
+    first, *rest = model.block_modules()
     assert all(p.grad is None for p in first.parameters())
     assert all(p.grad is not None for block in rest for p in block.parameters())

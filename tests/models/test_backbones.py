@@ -77,7 +77,7 @@ def test_output_shape_and_feature_dim(name: str, stem: str, width: float, in_cha
 
 
 def test_build_backbone_types():
-    assert BACKBONES == ("resnet18", "resnet50", "convnet")
+    assert BACKBONES == ("resnet18", "resnet50", "convnet", "vit_tiny", "vit_small", "vit_base")
     assert STEMS == ("cifar", "imagenet")
     assert isinstance(build_backbone("resnet18"), ResNet)
     assert isinstance(build_backbone("convnet", stem="imagenet"), ConvNet)
@@ -206,7 +206,7 @@ def test_load_backbone_weights_bad_files(tmp_path: Path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"name": "vit"}, "valid backbones: resnet18, resnet50, convnet"),
+        ({"name": "vit"}, "valid backbones: resnet18, resnet50, convnet, vit_tiny, vit_small"),
         ({"name": "resnet18", "stem": "tiny"}, "valid stems: cifar, imagenet"),
         ({"name": "convnet", "stem": "tiny"}, "valid stems: cifar, imagenet"),
         ({"name": "resnet18", "width": 0.0}, "width"),

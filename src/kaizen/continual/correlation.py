@@ -91,7 +91,7 @@ def block_correlations(backbone: BlockBackbone, current: Tensor, earlier: Tensor
         current: normalised float images (N1, C, H, W) of the current task.
         earlier: normalised float images (N2, C, H, W) of earlier tasks (e.g. a replay buffer).
 
-    Returns one value in [0, 1] per block of ``backbone.blocks()``, in order.
+    Returns one value in [0, 1] per block of ``backbone.block_names()``, in order.
     """
     modes = [(module, module.training) for module in backbone.modules()]
     backbone.eval()

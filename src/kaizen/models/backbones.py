@@ -1,9 +1,11 @@
-"""Image backbones: ResNet-18/50 (He et al. 2016) and a small CPU-friendly ConvNet.
+"""Image backbones: ResNet-18/50 (He et al. 2016), a small CPU-friendly ConvNet and
+Vision Transformers (``kaizen.models.vit``).
 
 Every backbone maps images (N, C_in, H, W) to features (N, feature_dim) and exposes
 ``feature_dim``; each is a ``BlockBackbone``, whose leading blocks can be frozen. ResNet
 parameter names follow the torchvision layout, so torchvision ImageNet weights (without
-``fc.*``) load into width-1.0 models with the ImageNet stem.
+``fc.*``) load into width-1.0 models with the ImageNet stem; ViT names follow timm's, so its
+``vit_*_patch16_224`` weights (without the head) load into the ViT of the same width.
 
 Reference: K. He, X. Zhang, S. Ren, J. Sun. "Deep Residual Learning for Image Recognition."
 CVPR 2016.
@@ -16,12 +18,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from kaizen.engine.checkpoints import CheckpointStore
+from kaizen.engine.rundir import CHECKPOINT_FOLDER
 from kaizen.errors import ConfigError
 from kaizen.models.blocks import BlockBackbone
+from kaizen.models.vit import VisionTransformer, vit_state_for
 
-BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "convnet")
+VIT_BACKBONES: dict[str, str] = {"vit_tiny": "tiny", "vit_small": "small", "vit_base": "base"}
+"""The ViT backbones and their widths (``kaizen.models.vit.VIT_WIDTHS``)."""
+BACKBONES: tuple[str, ...] = ("resnet18", "resnet50", "convnet", *VIT_BACKBONES)
 STEMS: tuple[str, ...] = ("cifar", "imagenet")
 
 _BASE_CHANNELS = 64
@@ -30,6 +39,7 @@ _MIN_CHANNELS = 8
 _CHECKPOINT_KEYS = ("state_dict", "model", "backbone")
 _KEY_PREFIXES = ("module.", "backbone.", "encoder.")
 _HEAD_PREFIX = "fc."
+_LEARNER_BACKBONE_PREFIX = "backbone."
 
 
 def _scaled(channels: int, width: float) -> int:
@@ -244,18 +254,40 @@ _RESNET_LAYOUTS: dict[str, tuple[type[BasicBlock | Bottleneck], tuple[int, ...]]
 
 
 def build_backbone(
-    name: str, *, stem: str = "cifar", width: float = 1.0, in_channels: int = 3
-) -> ResNet | ConvNet:
-    """Build a backbone by name: ``"resnet18"``, ``"resnet50"`` or ``"convnet"``.
+    name: str,
+    *,
+    stem: str = "cifar",
+    width: float = 1.0,
+    in_channels: int = 3,
+    image_size: int = 224,
+    patch_size: int = 16,
+) -> ResNet | ConvNet | VisionTransformer:
+    """Build a backbone by name: ``"resnet18"``, ``"resnet50"``, ``"convnet"``, ``"vit_tiny"``,
+    ``"vit_small"`` or ``"vit_base"``.
 
-    ``stem`` selects the ResNet input stem (``"cifar"`` or ``"imagenet"``); the ConvNet ignores
-    it, but it must still be valid. Raises ``ConfigError`` for an unknown name or stem.
-    The returned module maps (N, in_channels, H, W) -> (N, module.feature_dim).
+    ``stem`` selects the ResNet input stem (``"cifar"`` or ``"imagenet"``); the ConvNet and the
+    ViTs ignore it, but it must still be valid. ``width`` scales the CNNs' channels; a ViT's
+    width is in its name, so it must be 1. ``image_size`` (the side of the square input
+    images) and ``patch_size`` are used by the ViTs only. Raises ``ConfigError`` for an unknown
+    name or stem, a ViT width other than 1 or an image size that is not a multiple of the
+    patch size. The returned module maps (N, in_channels, H, W) -> (N, module.feature_dim).
     """
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
     if stem not in STEMS:
         raise ConfigError(f"unknown backbone stem {stem!r}; valid stems: {', '.join(STEMS)}")
+    if name in VIT_BACKBONES:
+        if width != 1.0:
+            raise ConfigError(
+                f"backbone width scales the CNNs only, got width {width} for {name}; set "
+                "width to 1 and pick the ViT size by name (vit_tiny, vit_small, vit_base)"
+            )
+        return VisionTransformer(
+            VIT_BACKBONES[name],
+            patch_size=patch_size,
+            image_size=image_size,
+            in_channels=in_channels,
+        )
     if name == "convnet":
         return ConvNet(width=width, in_channels=in_channels)
     block, layers = _RESNET_LAYOUTS[name]
@@ -296,23 +328,72 @@ def _extract_state_dict(checkpoint: object, path: Path) -> dict[str, Tensor]:
     return state
 
 
-def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
-    """Load backbone weights from a ``torch.save``-d state dict, strictly.
+def _one_line(exc: Exception) -> str:
+    """The first line of an exception's message, or its type's name when it has none."""
+    message = str(exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__
 
-    Accepts a bare state dict or a checkpoint holding one under ``"state_dict"``, ``"model"``
-    or ``"backbone"``; strips the prefixes ``module.``, ``backbone.`` and ``encoder.`` and drops
-    ``fc.*`` (torchvision's classifier). Raises ``ConfigError`` when the file cannot be read or
-    its keys or shapes do not match the backbone (naming the first offending keys).
+
+def _read_weights(path: Path) -> object:
+    """The contents of a weights file: ``.safetensors`` by safetensors, else by ``torch.load``."""
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(path, device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, SafetensorError) as exc:
+        raise ConfigError(f"cannot read backbone weights {path}: {_one_line(exc)}") from exc
+
+
+def _run_backbone_state(run_dir: Path) -> dict[str, Tensor]:
+    """The backbone entries (``backbone.*``) of the learner in a run's newest valid checkpoint.
+
+    The checkpoint is the one ``kaizen resume`` would continue from: the newest in
+    ``run_dir/checkpoints`` whose checksum matches and that loads.
+    """
+    problems: list[str] = []
+    found = CheckpointStore(run_dir / CHECKPOINT_FOLDER, keep=1, warn=problems.append).load_latest()
+    if found is None:
+        reason = f" ({len(problems)} corrupt)" if problems else ""
+        raise ConfigError(
+            f"backbone weights {run_dir} is a directory without a readable checkpoint in "
+            f"{CHECKPOINT_FOLDER}/{reason}; point model.weights at a run directory with "
+            "checkpoints or at a weights file"
+        )
+    state, path = found
+    learner = state.get("learner")
+    if not isinstance(learner, Mapping):
+        raise ConfigError(f"checkpoint {path} holds no learner state; it was not written by a run")
+    return {
+        key[len(_LEARNER_BACKBONE_PREFIX) :]: value
+        for key, value in learner.items()
+        if key.startswith(_LEARNER_BACKBONE_PREFIX)
+    }
+
+
+def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
+    """Load backbone weights from a file or a run directory, strictly.
+
+    ``path`` is a ``.safetensors`` file, a ``torch.save``-d file (``.pth``, ``.pt``, ``.bin``)
+    or a kaizen-cl run directory, whose newest valid checkpoint gives the ``backbone.*``
+    entries of its learner. A file holds a bare state dict or a checkpoint holding one under
+    ``"state_dict"``, ``"model"`` or ``"backbone"``; the prefixes ``module.``, ``backbone.`` and
+    ``encoder.`` are stripped and ``fc.*`` (torchvision's classifier) dropped. For a ViT the
+    head and final norm are not loaded and ``pos_embed`` is resampled to the model's patch
+    grid (:func:`kaizen.models.vit.vit_state_for`). Raises ``ConfigError`` when the weights
+    cannot be read or their keys or shapes do not match the backbone (naming the first
+    offending keys).
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        checkpoint: object = _run_backbone_state(path)
+    elif path.is_file():
+        checkpoint = _read_weights(path)
+    else:
         raise ConfigError(f"backbone weights file not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"cannot read backbone weights {path}: {reason}") from exc
     state = _extract_state_dict(checkpoint, path)
+    is_vit = isinstance(backbone, VisionTransformer)
+    if is_vit:
+        state = vit_state_for(backbone, state)
 
     expected = backbone.state_dict()
     # BatchNorm fills in a missing ``num_batches_tracked`` itself (older checkpoints lack it).
@@ -335,8 +416,8 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
         if keys
     ]
     if problems:
+        hint = "the backbone name and patch size" if is_vit else "the backbone name, stem and width"
         raise ConfigError(
-            f"backbone weights {path} do not fit the backbone: {'; '.join(problems)}; "
-            "check the backbone name, stem and width"
+            f"backbone weights {path} do not fit the backbone: {'; '.join(problems)}; check {hint}"
         )
     backbone.load_state_dict(state, strict=True)

@@ -10,7 +10,7 @@ running statistics are used and left unchanged.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -18,15 +18,27 @@ from torch import Tensor, nn
 _Self = TypeVar("_Self", bound="BlockBackbone")
 
 
-class BlockBackbone(nn.Module, ABC):
-    """A backbone that is its blocks applied in order, then global average pooling.
+class _Block(NamedTuple):
+    """One block's name and the paths of its submodules and of the parameters it holds itself."""
 
-    A block is a run of the backbone's own submodules, named by their paths
-    (``block_layout``), so the block view registers no module of its own: parameter names and
-    the order of initialisation stay those of the plain network, and a submodule replaced in
-    place (``nn.SyncBatchNorm.convert_sync_batchnorm``) is the one the blocks run. Subclasses
-    implement ``block_layout`` and ``freezable_blocks`` and own ``avgpool``
-    (``nn.AdaptiveAvgPool2d(1)``). Shapes: (N, C_in, H, W) -> (N, feature_dim).
+    name: str
+    modules: tuple[str, ...]
+    parameters: tuple[str, ...]
+
+
+class BlockBackbone(nn.Module, ABC):
+    """A backbone that is its blocks applied in order, then pooling.
+
+    A block is a run of the backbone's own submodules (and, for a block such as a ViT's token
+    embedding, parameters of the backbone itself), named by their paths (``block_layout``), so
+    the block view registers no module of its own: parameter names and the order of
+    initialisation stay those of the plain network, and a submodule replaced in place
+    (``nn.SyncBatchNorm.convert_sync_batchnorm``) is the one the blocks run. Subclasses
+    implement ``block_layout`` and ``freezable_blocks``; by default a block applies its
+    submodules in order (``apply_block``), the features are global average pooling over space
+    by ``avgpool`` (``nn.AdaptiveAvgPool2d(1)``, which the subclass then owns; ``pool``) and a
+    block's summary is its output averaged over space (``summarise``). Shapes:
+    (N, C_in, H, W) -> (N, feature_dim).
 
     Attributes:
         frozen_depth: the number of leading blocks frozen by ``freeze_prefix`` (0: none).
@@ -38,13 +50,16 @@ class BlockBackbone(nn.Module, ABC):
     def __init__(self) -> None:
         super().__init__()
         self.frozen_depth: int = 0
-        self._layout: list[tuple[str, tuple[str, ...]]] | None = None
+        self._layout: list[_Block] | None = None
 
     @abstractmethod
     def block_layout(self) -> list[tuple[str, tuple[str, ...]]]:
         """Each block's name and the paths of the submodules it applies, in forward order.
 
         E.g. ``("stem", ("conv1", "bn1", "relu", "maxpool"))``, ``("layer1.0", ("layer1.0",))``.
+        A path may also name a parameter (``("embed", ("patch_embed", "cls_token"))``): it is
+        frozen with its block and is part of ``block_state``; a block holding one overrides
+        ``apply_block`` to say how it is used.
         """
 
     @property
@@ -52,32 +67,67 @@ class BlockBackbone(nn.Module, ABC):
     def freezable_blocks(self) -> int:
         """How many leading blocks may be frozen: all those before the last stage."""
 
-    def _paths(self) -> list[tuple[str, tuple[str, ...]]]:
-        """``block_layout()``, computed once: the paths are fixed when the network is built."""
+    def _paths(self) -> list[_Block]:
+        """``block_layout()``, each path sorted into a module or parameter path, computed once:
+        the paths are fixed when the network is built."""
         if self._layout is None:
-            self._layout = self.block_layout()
+            parameters = {name for name, _ in self.named_parameters(remove_duplicate=False)}
+            self._layout = [
+                _Block(
+                    name,
+                    tuple(path for path in paths if path not in parameters),
+                    tuple(path for path in paths if path in parameters),
+                )
+                for name, paths in self.block_layout()
+            ]
         return self._layout
 
-    def _block_modules(self, start: int = 0, stop: int | None = None) -> list[nn.Module]:
+    def _submodules(self, start: int = 0, stop: int | None = None) -> list[nn.Module]:
         """The submodules of blocks ``start:stop``, in forward order (looked up, not built)."""
         return [
-            self.get_submodule(path) for _, paths in self._paths()[start:stop] for path in paths
+            self.get_submodule(path)
+            for block in self._paths()[start:stop]
+            for path in block.modules
+        ]
+
+    def _own_parameters(self, start: int = 0, stop: int | None = None) -> list[nn.Parameter]:
+        """The parameters that blocks ``start:stop`` name directly, in layout order."""
+        return [
+            self.get_parameter(path)
+            for block in self._paths()[start:stop]
+            for path in block.parameters
         ]
 
     def block_names(self) -> list[str]:
         """The blocks' names, e.g. "stem", "layer1.0", ... or "stage1", ...."""
-        return [name for name, _ in self._paths()]
+        return [block.name for block in self._paths()]
 
-    def blocks(self) -> list[nn.Module]:
-        """Each block as one module (its submodules in an ``nn.Sequential`` when several).
+    def block_modules(self) -> list[nn.Module]:
+        """Each block's submodules as one module (in an ``nn.Sequential`` when several).
 
-        Built on each call for inspection and tests; ``forward`` does not use it.
+        Built on each call for inspection and tests; ``forward`` does not use it. Parameters a
+        block names directly are not in it (``block_state`` has them).
         """
         blocks: list[nn.Module] = []
-        for _, paths in self._paths():
-            modules = [self.get_submodule(path) for path in paths]
+        for block in self._paths():
+            modules = [self.get_submodule(path) for path in block.modules]
             blocks.append(modules[0] if len(modules) == 1 else nn.Sequential(*modules))
         return blocks
+
+    def apply_block(self, index: int, x: Tensor) -> Tensor:
+        """Block ``index`` of ``x``: its submodules applied in order."""
+        for module in self._submodules(index, index + 1):
+            x = module(x)
+        return x
+
+    def pool(self, x: Tensor) -> Tensor:
+        """The features of the last block's output: (N, C, H, W) -> (N, feature_dim)."""
+        return torch.flatten(self.avgpool(x), 1)
+
+    def summarise(self, x: Tensor) -> Tensor:
+        """One block's output as a vector per image, its average over space: (N, C, H, W) ->
+        (N, C)."""
+        return x.mean(dim=(-2, -1))
 
     def freeze_prefix(self, depth: int) -> None:
         """Freeze the first ``depth`` blocks: no gradient, eval mode, gradients cleared.
@@ -95,16 +145,19 @@ class BlockBackbone(nn.Module, ABC):
             raise ValueError(
                 f"frozen depth never decreases: {depth} < current depth {self.frozen_depth}"
             )
-        for module in self._block_modules(stop=depth):
+        for module in self._submodules(stop=depth):
             module.requires_grad_(False).eval()
             for param in module.parameters():
                 param.grad = None
+        for param in self._own_parameters(stop=depth):
+            param.requires_grad_(False)
+            param.grad = None
         self.frozen_depth = depth
 
     def train(self: _Self, mode: bool = True) -> _Self:
         """Set the training mode; the frozen blocks stay in eval mode whatever ``mode`` is."""
         super().train(mode)
-        for module in self._block_modules(stop=self.frozen_depth):
+        for module in self._submodules(stop=self.frozen_depth):
             module.eval()
         return self
 
@@ -116,11 +169,11 @@ class BlockBackbone(nn.Module, ABC):
         """
         unfrozen = max(start, self.frozen_depth)
         with torch.no_grad():
-            for module in self._block_modules(start, unfrozen):
-                x = module(x)
-        for module in self._block_modules(unfrozen):
-            x = module(x)
-        return torch.flatten(self.avgpool(x), 1)
+            for index in range(start, unfrozen):
+                x = self.apply_block(index, x)
+        for index in range(unfrozen, len(self._paths())):
+            x = self.apply_block(index, x)
+        return self.pool(x)
 
     @torch.no_grad()
     def prefix_features(self, images: Tensor, depth: int) -> Tensor:
@@ -129,28 +182,31 @@ class BlockBackbone(nn.Module, ABC):
         ``forward(prefix_features(images, d), start=d)`` equals ``forward(images)``.
         """
         x = images
-        for module in self._block_modules(stop=depth):
-            x = module(x)
+        for index in range(depth):
+            x = self.apply_block(index, x)
         return x
 
     def block_state(self, index: int) -> list[Tensor]:
         """The parameters and buffers of block ``index``, in a fixed order."""
         return [
-            tensor
-            for module in self._block_modules(index, index + 1)
-            for tensor in (*module.parameters(), *module.buffers())
+            *(
+                tensor
+                for module in self._submodules(index, index + 1)
+                for tensor in (*module.parameters(), *module.buffers())
+            ),
+            *self._own_parameters(index, index + 1),
         ]
 
     @torch.no_grad()
     def pooled_block_features(self, images: Tensor) -> list[Tensor]:
-        """Each block's output of ``images`` (N, C_in, H, W), averaged over space: (N, C_block).
+        """Each block's output of ``images`` (N, C_in, H, W), summarised: (N, C_block).
 
+        A block's summary is ``summarise`` of its output (by default its average over space).
         Runs in the current mode; set eval mode first to measure with running statistics.
         """
         features: list[Tensor] = []
         x = images
         for index in range(len(self._paths())):
-            for module in self._block_modules(index, index + 1):
-                x = module(x)
-            features.append(x.mean(dim=(-2, -1)))
+            x = self.apply_block(index, x)
+            features.append(self.summarise(x))
         return features

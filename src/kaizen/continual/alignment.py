@@ -1,0 +1,161 @@
+"""Classifier alignment from stored class statistics (SLCA, Zhang et al., ICCV 2023).
+
+After each task, the mean and covariance of every new class's features are stored (old
+classes keep theirs), and the classifier is trained on features sampled from N(mean, cov) of
+every seen class, so that no class is favoured for having been trained last. The logits are
+divided by the mean over task blocks of their L2 norm times a temperature (0.1 in SLCA), which
+takes the scale of the logits out of the alignment's loss.
+
+Memory: a class keeps its mean (D float64) and the Cholesky factor of its covariance, lower
+triangle only, in float32: D (D + 1) / 2 * 4 bytes, 1.18 MB at D = 768 (the full float64
+matrix would be 4.7 MB), so 200 classes of ViT-B features need 237 MB.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+COVARIANCE_RIDGE = 1e-4
+"""Added to every covariance's diagonal: a class with fewer images than dimensions stays
+positive definite."""
+
+
+class ClassStatistics:
+    """Per-class feature means and covariance factors; shapes are for feature dimension D."""
+
+    def __init__(self, feature_dim: int) -> None:
+        self.feature_dim = feature_dim
+        self.means: dict[int, Tensor] = {}
+        """Class -> mean (D,) float64."""
+        self.factors: dict[int, Tensor] = {}
+        """Class -> packed lower triangle of L, cov + ridge I = L L^T: (D (D+1) / 2,) float32."""
+        self._rows, self._cols = torch.tril_indices(feature_dim, feature_dim)
+
+    @staticmethod
+    def bytes_per_class(feature_dim: int) -> int:
+        """Bytes one class's statistics take: its float64 mean and packed float32 factor."""
+        return 8 * feature_dim + 4 * feature_dim * (feature_dim + 1) // 2
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(self.means)
+
+    def add(self, features: Tensor, labels: Tensor) -> list[int]:
+        """Store the statistics of each class of ``labels`` (N,) not stored yet, from features
+        (N, D); returns the classes added. Computed in float64."""
+        if features.shape[1] != self.feature_dim:
+            raise ValueError(
+                f"features have {features.shape[1]} dimensions, not {self.feature_dim}"
+            )
+        added = []
+        for label in sorted(set(labels.tolist()) - set(self.means)):
+            rows = features[labels == label].double()
+            mean = rows.mean(dim=0)
+            centred = rows - mean
+            covariance = centred.T @ centred / max(len(rows) - 1, 1)
+            covariance += COVARIANCE_RIDGE * torch.eye(self.feature_dim, dtype=torch.float64)
+            factor = torch.linalg.cholesky(covariance)
+            self.means[label] = mean.cpu()
+            self.factors[label] = factor[self._rows, self._cols].float().cpu()
+            added.append(label)
+        return added
+
+    def factor(self, label: int) -> Tensor:
+        """The lower-triangular L of class ``label``: (D, D) float32."""
+        full = torch.zeros(self.feature_dim, self.feature_dim)
+        full[self._rows, self._cols] = self.factors[label]
+        return full
+
+    def covariance(self, label: int) -> Tensor:
+        """cov + ridge I of class ``label``, as L L^T: (D, D) float64."""
+        factor = self.factor(label).double()
+        return factor @ factor.T
+
+    def sample(
+        self, classes: Sequence[int], per_class: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """``per_class`` features of each class drawn from N(mean, L L^T):
+        features (len(classes) * per_class, D) float32 and their labels (same length,) int64."""
+        features = []
+        for label in classes:
+            noise = torch.randn(per_class, self.feature_dim, generator=generator)
+            features.append(self.means[label].float() + noise @ self.factor(label).T)
+        labels = torch.tensor(classes).repeat_interleave(per_class)
+        return torch.cat(features), labels
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """Tensors for the run checkpoint: the classes, their means and their factors."""
+        classes = self.classes
+        if not classes:
+            return {"classes": torch.zeros(0, dtype=torch.int64)}
+        return {
+            "classes": torch.tensor(classes),
+            "means": torch.stack([self.means[c] for c in classes]),
+            "factors": torch.stack([self.factors[c] for c in classes]),
+        }
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        classes = state["classes"].tolist()
+        self.means = {c: state["means"][i] for i, c in enumerate(classes)}
+        self.factors = {c: state["factors"][i] for i, c in enumerate(classes)}
+
+
+def normalised_logits(logits: Tensor, task_blocks: Sequence[Tensor], temperature: float) -> Tensor:
+    """logits (N, K) over the seen classes divided by (the mean over task blocks of each row's
+    L2 norm on that block's columns) x ``temperature``; ``task_blocks`` index the columns of
+    each task. Shapes: (N, K) -> (N, K)."""
+    norms = torch.stack([logits[:, block].norm(dim=1) for block in task_blocks], dim=1)
+    return logits / (norms.mean(dim=1, keepdim=True) * temperature + 1e-12)
+
+
+def align_classifier(
+    classifier: nn.Module,
+    statistics: ClassStatistics,
+    task_classes: Sequence[Sequence[int]],
+    generator: torch.Generator,
+    *,
+    samples_per_class: int = 256,
+    epochs: int = 5,
+    lr: float = 0.01,
+    momentum: float = 0.9,
+    temperature: float = 0.1,
+    batch_size: int = 128,
+) -> None:
+    """Train ``classifier`` (features (N, D) -> logits (N, K)) in place on features sampled
+    from the statistics of every class of ``task_classes`` (the classes of tasks 0..t).
+
+    SGD with cosine decay over all steps; cross-entropy of :func:`normalised_logits` restricted
+    to the seen classes. Every seen class must have statistics.
+    """
+    seen = [label for classes in task_classes for label in classes]
+    missing = [label for label in seen if label not in statistics.means]
+    if missing:
+        raise ValueError(f"classes without statistics cannot be aligned: {missing}")
+    features, labels = statistics.sample(seen, samples_per_class, generator)
+    device = next(classifier.parameters()).device
+    features, labels = features.to(device), labels.to(device)
+    column = {label: i for i, label in enumerate(seen)}
+    targets = torch.tensor([column[label] for label in labels.tolist()], device=device)
+    seen_columns = torch.tensor(seen, device=device)
+    blocks, start = [], 0
+    for classes in task_classes:
+        blocks.append(torch.arange(start, start + len(classes), device=device))
+        start += len(classes)
+    parameters = [p for p in classifier.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum)
+    steps_per_epoch = math.ceil(len(features) / batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+    for _ in range(epochs):
+        order = torch.randperm(len(features), generator=generator).to(device)
+        for batch in order.split(batch_size):
+            logits = classifier(features[batch])[:, seen_columns]
+            loss = F.cross_entropy(normalised_logits(logits, blocks, temperature), targets[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
