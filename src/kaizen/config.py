@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from kaizen.errors import ConfigError
+from kaizen.models.vit import check_patch_grid
 
 
 class Section(BaseModel):
@@ -113,11 +114,31 @@ class ScenarioConfig(Section):
 class ModelConfig(Section):
     """Backbone and classifier."""
 
-    backbone: Literal["resnet18", "resnet50", "convnet"] = "resnet18"
+    backbone: Literal["resnet18", "resnet50", "convnet", "vit_tiny", "vit_small", "vit_base"] = (
+        "resnet18"
+    )
     stem: Literal["cifar", "imagenet"] = "cifar"
     width: float = Field(1.0, gt=0.0)
     classifier_hidden_dim: int | None = Field(1000, ge=1)
-    weights: Path | None = Field(None, description="Backbone state dict to start from.")
+    weights: Path | None = Field(
+        None,
+        description="Backbone weights to start from: a state dict (.pth, .pt, .bin, "
+        ".safetensors; torchvision ResNet or timm ViT keys) or a kaizen-cl run directory.",
+    )
+    image_size: int | None = Field(
+        None,
+        ge=8,
+        description="The backbone's input side: images are resized to it on the device "
+        "(training views by the random crop, test images by resize and centre crop); none: "
+        "the data's own size.",
+    )
+    patch_size: int = Field(16, ge=1, description="A Vision Transformer's patch side.")
+
+    @model_validator(mode="after")
+    def _patches_tile_the_image(self) -> ModelConfig:
+        if self.backbone.startswith("vit_") and self.image_size is not None:
+            check_patch_grid(self.image_size, self.patch_size)
+        return self
 
 
 class SSLSettings(Section):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from kaizen.config import RunConfig
+from kaizen.errors import ConfigError
 from kaizen.models.backbones import build_backbone, load_backbone_weights
 from kaizen.models.heads import Classifier
 from kaizen.ssl.base import SSLMethod
@@ -88,11 +89,28 @@ class Learner(nn.Module):
         return self.classifier(self.backbone(images))
 
 
-def build_learner(config: RunConfig, in_channels: int, num_classes: int) -> Learner:
-    """A freshly initialised learner for ``config``."""
+def build_learner(
+    config: RunConfig, in_channels: int, num_classes: int, data_image_size: int | None = None
+) -> Learner:
+    """A freshly initialised learner for ``config``.
+
+    A Vision Transformer is built for ``model.image_size``, or else for ``data_image_size``
+    (the side of the data's images, which then reach it unresized).
+    """
     model = config.model
+    image_size = model.image_size or data_image_size
+    if model.backbone.startswith("vit_") and image_size is None:
+        raise ConfigError(
+            f"model.backbone={model.backbone} needs an input size: set model.image_size "
+            "(a multiple of model.patch_size)"
+        )
     backbone = build_backbone(
-        model.backbone, stem=model.stem, width=model.width, in_channels=in_channels
+        model.backbone,
+        stem=model.stem,
+        width=model.width,
+        in_channels=in_channels,
+        image_size=image_size or 224,
+        patch_size=model.patch_size,
     )
     if model.weights is not None:
         load_backbone_weights(backbone, model.weights)

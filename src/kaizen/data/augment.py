@@ -5,23 +5,35 @@ from __future__ import annotations
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from kaizen.config import AugmentConfig
 
+TEST_CROP_FRACTION = 0.875
+"""The share of the resized test image the centre crop keeps (224 of 256, as SLCA tests)."""
+
 
 class Normalize(nn.Module):
-    """uint8 images to normalised float: (x / 255 - mean) / std, per channel.
+    """uint8 images to normalised float: (x / 255 - mean) / std, per channel; with ``size``,
+    first resized (bilinear) to ``size / 0.875`` and centre-cropped to ``size``.
 
-    Shapes: (N, C, H, W) uint8 -> (N, C, H, W) float32.
+    Shapes: (N, C, H, W) uint8 -> (N, C, H, W) float32, or (N, C, size, size).
     """
 
-    def __init__(self, mean: Tensor, std: Tensor) -> None:
+    def __init__(self, mean: Tensor, std: Tensor, size: int | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())
         self.register_buffer("std", std.reshape(1, -1, 1, 1).float())
+        self.size = size
 
     def forward(self, images: Tensor) -> Tensor:
-        return (images.float() / 255.0 - self.mean) / self.std
+        pixels = images.float() / 255.0
+        if self.size is not None and tuple(pixels.shape[-2:]) != (self.size, self.size):
+            resized = round(self.size / TEST_CROP_FRACTION)
+            pixels = F.interpolate(pixels, size=(resized, resized), mode="bilinear")
+            start = (resized - self.size) // 2
+            pixels = pixels[..., start : start + self.size, start : start + self.size]
+        return (pixels - self.mean) / self.std
 
 
 def channel_stats(images: Tensor, max_images: int = 50_000) -> tuple[Tensor, Tensor]:
@@ -93,8 +105,16 @@ class TwoViewAugment(nn.Module):
         return (stacked - self.normalize.mean) / self.normalize.std
 
 
-def augment_for(config: AugmentConfig, images: Tensor) -> TwoViewAugment:
+def augment_for(
+    config: AugmentConfig, images: Tensor, input_size: int | None = None
+) -> TwoViewAugment:
     """:class:`TwoViewAugment` for uint8 ``images`` (N, C, H, W), normalised with their own
-    per-channel statistics (:func:`channel_stats`); its ``normalize`` also serves evaluation."""
-    size = (images.shape[2], images.shape[3])
-    return TwoViewAugment(config, size, images.shape[1], Normalize(*channel_stats(images)))
+    per-channel statistics (:func:`channel_stats`); its ``normalize`` also serves evaluation.
+
+    With ``input_size``, the views come out ``input_size`` square (the random crop resizes to
+    it) and ``normalize`` resizes and centre-crops test images to it; otherwise both keep the
+    images' own size.
+    """
+    size = (images.shape[2], images.shape[3]) if input_size is None else (input_size,) * 2
+    normalize = Normalize(*channel_stats(images), size=input_size)
+    return TwoViewAugment(config, size, images.shape[1], normalize)

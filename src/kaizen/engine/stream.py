@@ -70,7 +70,9 @@ def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
     data = load_dataset(config.data, config.seed)
     tasks = build_scenario(data, config.scenario, config.seed)
     warnings = _check_tasks(data, tasks)
-    augment = fabric.to_device(augment_for(config.augment, data.train.images))
+    augment = fabric.to_device(
+        augment_for(config.augment, data.train.images, config.model.image_size)
+    )
     return Stream(
         data,
         tasks,

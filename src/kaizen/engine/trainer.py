@@ -217,7 +217,8 @@ class ContinualTrainer:
 
     def _new_learner(self) -> Learner:
         data = self.stream.data
-        return build_learner(self.config, data.channels, data.num_classes)
+        side = data.train.images.shape[-1]
+        return build_learner(self.config, data.channels, data.num_classes, side)
 
     def _set_learner(self, learner: Learner) -> None:
         self.learner = prepare_learner(learner, self.config.train)

@@ -48,7 +48,10 @@ class LayerFreezing(Part):
         self.blocks: list[str] = []
 
     def validate(self, stream: object) -> None:
-        backbone = build_backbone(self.model.backbone, stem=self.model.stem, width=self.model.width)
+        with torch.device("meta"):  # the kind of backbone matters, not its weights
+            backbone = build_backbone(
+                self.model.backbone, stem=self.model.stem, width=self.model.width
+            )
         if not isinstance(backbone, BlockBackbone):
             raise ConfigError(
                 f"freeze.enabled=true needs a backbone made of blocks; model.backbone="
