@@ -280,6 +280,20 @@ class LumpConfig(Section):
     alpha: float = Field(0.4, gt=0.0, description="Mixup weight lambda ~ Beta(alpha, alpha).")
 
 
+class ClassifierConfig(Section):
+    """Post-hoc classifier alignment from class statistics (SLCA, Zhang et al., ICCV 2023)."""
+
+    align: bool = Field(
+        False,
+        description="After each task, align the classifier on features sampled from every seen "
+        "class's stored mean and covariance; evaluate with it, restore it before the next task.",
+    )
+    align_epochs: int = Field(5, ge=1)
+    align_lr: float = Field(0.01, gt=0.0)
+    align_samples_per_class: int = Field(256, ge=1)
+    align_temperature: float = Field(0.1, gt=0.0, description="Of the normalised logits.")
+
+
 class FreezeConfig(Section):
     """Progressive task-correlated layer freezing (Yang et al., arXiv 2303.07477)."""
 
@@ -418,6 +432,7 @@ class RunConfig(Section):
     replay: ReplayConfig = ReplayConfig()
     lump: LumpConfig = LumpConfig()
     freeze: FreezeConfig = FreezeConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
     optim: OptimConfig = OptimConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()

@@ -178,8 +178,9 @@ def _kill_after_progress(command: list[str], run_dir: Path, rng: random.Random) 
         ("lump", {}),
         # threshold 0 freezes every block before the last stage at task 1
         ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}),
+        ("kaizen", {"classifier": {"align": True}}),
     ],
-    ids=["kaizen", "lump", "kaizen-freeze"],
+    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align"],
 )
 def test_three_sigkills_at_random_points_then_resume_give_identical_results(
     strategy: str, extra: dict, tiny, tmp_path: Path

@@ -1,7 +1,8 @@
 """The registry of continual methods: ``strategy.name`` -> a builder of its :class:`Method`.
 
 Adding a method is a module with a ``build(config) -> Method`` function and one line here.
-Layer freezing (``freeze.*``) composes with any method that keeps earlier images.
+Layer freezing (``freeze.*``) composes with any method that keeps earlier images, classifier
+alignment (``classifier.align``) with any method.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from kaizen.config import RunConfig
 from kaizen.continual.method import Method
 from kaizen.continual.methods import cassle, finetune, joint, kaizen, lump, scratch
+from kaizen.continual.parts.alignment import ClassifierAlignment
 from kaizen.continual.parts.freezing import LayerFreezing
 from kaizen.errors import ConfigError
 
@@ -27,7 +29,7 @@ METHODS: dict[str, Callable[[RunConfig], Method]] = {
 
 def build_method(config: RunConfig) -> Method:
     """The method ``config.strategy.name`` names, built for ``config``, with layer freezing
-    when ``freeze.enabled``."""
+    when ``freeze.enabled`` and classifier alignment when ``classifier.align``."""
     method = METHODS[config.strategy.name](config)
     if config.freeze.enabled:
         if not any(part.keeps_memory for part in method.parts):
@@ -43,4 +45,7 @@ def build_method(config: RunConfig) -> Method:
         method.parts.append(
             LayerFreezing(config.freeze, config.model, list(method.parts), config.seed)
         )
+    if config.classifier.align:
+        # first: the trained classifier is back before a teacher snapshots it
+        method.parts.insert(0, ClassifierAlignment(config.classifier, config.seed))
     return method

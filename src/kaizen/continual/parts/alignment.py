@@ -1,0 +1,78 @@
+"""The classifier-alignment part: SLCA's post-hoc step, offered to every strategy's classifier."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+
+from kaizen.config import ClassifierConfig
+from kaizen.continual.alignment import ClassStatistics, align_classifier
+from kaizen.continual.method import Part, RunContext
+from kaizen.eval.probes import extract_features
+
+_FEATURE_BATCH = 512
+
+
+class ClassifierAlignment(Part):
+    """At the end of each task, store the new classes' feature statistics, keep the trained
+    classifier, and align it (:func:`~kaizen.continual.alignment.align_classifier`) on every
+    seen class; the task is evaluated with the aligned classifier, and the trained one is put
+    back when the next task starts, so training continues from what training made.
+
+    Attributes:
+        statistics: every seen class's mean and covariance factor (labelled images only).
+        trained: the classifier's state before the last alignment, None until a task ends.
+    """
+
+    name: ClassVar[str] = "align"
+
+    def __init__(self, config: ClassifierConfig, seed: int) -> None:
+        self.config = config
+        self.seed = seed
+        self.statistics: ClassStatistics | None = None
+        self.trained: dict[str, torch.Tensor] | None = None
+
+    def start_task(self, run: RunContext) -> None:
+        if self.trained is not None:
+            run.learner.classifier.load_state_dict(self.trained)
+            self.trained = None
+
+    def end_task(self, run: RunContext) -> None:
+        stream, task, learner = run.stream, run.current, run.learner
+        indices = task.labelled_indices
+        images = stream.train_images.gather(indices.to(stream.train_images.index_device))
+        features = extract_features(learner.backbone, images, stream.normalize, _FEATURE_BATCH)
+        if self.statistics is None:
+            self.statistics = ClassStatistics(features.shape[1])
+        self.statistics.add(features.cpu(), stream.data.train.labels[indices.cpu()])
+        self.trained = copy.deepcopy(learner.classifier.state_dict())
+        seen_tasks = stream.tasks[: task.index + 1]
+        task_classes = [
+            [c for c in earlier.classes if c in self.statistics.means] for earlier in seen_tasks
+        ]
+        align_classifier(
+            learner.classifier,
+            self.statistics,
+            [classes for classes in task_classes if classes],
+            torch.Generator().manual_seed(self.seed + task.index),
+            samples_per_class=self.config.align_samples_per_class,
+            epochs=self.config.align_epochs,
+            lr=self.config.align_lr,
+            temperature=self.config.align_temperature,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "statistics": self.statistics.state_dict() if self.statistics is not None else None,
+            "feature_dim": self.statistics.feature_dim if self.statistics is not None else None,
+            "trained": self.trained,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], run: RunContext) -> None:
+        self.statistics = None
+        if state["statistics"] is not None:
+            self.statistics = ClassStatistics(state["feature_dim"])
+            self.statistics.load_state_dict(state["statistics"])
+        self.trained = state["trained"]

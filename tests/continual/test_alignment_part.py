@@ -1,0 +1,82 @@
+"""The classifier-alignment part in a run: statistics per task, the aligned classifier for the
+evaluation, the trained one back for the next task, and its state through a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from lightning.fabric import Fabric
+
+import kaizen
+from kaizen.config import build_config
+from kaizen.continual.learner import build_learner
+from kaizen.continual.method import RunContext
+from kaizen.continual.methods import build_method
+from kaizen.continual.parts.alignment import ClassifierAlignment
+from kaizen.engine.stream import load_stream
+
+
+def _run_context(tiny):
+    tree = tiny("kaizen")
+    tree["classifier"] = {"align": True}
+    config = build_config(tree)
+    fabric = Fabric(accelerator="cpu", devices=1)
+    stream = load_stream(config, fabric)
+    learner = build_learner(config, 3, 6)
+    return config, RunContext(stream, fabric, learner, stream.tasks[0])
+
+
+def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in module.state_dict().items()}
+
+
+def test_alignment_then_rollback_and_its_checkpointed_state(tiny) -> None:
+    config, run = _run_context(tiny)
+    part = ClassifierAlignment(config.classifier, seed=0)
+    trained = _state(run.learner.classifier)
+    part.end_task(run)
+    assert part.statistics is not None and part.statistics.classes == list(run.current.classes)
+    aligned = _state(run.learner.classifier)
+    assert any(not torch.equal(aligned[k], trained[k]) for k in trained)
+    # a restored part puts the trained classifier back when the next task starts
+    restored = ClassifierAlignment(config.classifier, seed=0)
+    restored.load_state_dict(part.state_dict(), run)
+    run.task = run.stream.tasks[1]
+    restored.start_task(run)
+    for key, value in trained.items():
+        assert torch.equal(run.learner.classifier.state_dict()[key], value), key
+    assert restored.trained is None
+    restored.end_task(run)  # task 1 adds its classes, task 0's statistics are kept
+    assert restored.statistics is not None
+    assert restored.statistics.classes == sorted(
+        [*run.stream.tasks[0].classes, *run.current.classes]
+    )
+    torch.testing.assert_close(
+        restored.statistics.covariance(run.stream.tasks[0].classes[0]),
+        part.statistics.covariance(run.stream.tasks[0].classes[0]),
+    )
+
+
+def test_every_strategy_takes_alignment_as_its_first_part(tiny) -> None:
+    for strategy in ("finetune", "kaizen", "lump"):
+        tree = tiny(strategy)
+        tree["classifier"] = {"align": True}
+        names = [part.name for part in build_method(build_config(tree)).parts]
+        assert names[0] == "align"  # rolled back before a teacher snapshots the classifier
+        assert names.count("align") == 1
+
+
+def test_an_aligned_run_trains_the_same_backbone(tiny, tmp_path: Path) -> None:
+    results = {}
+    for name, align in (("plain", False), ("aligned", True)):
+        tree = tiny("kaizen")
+        tree["classifier"] = {"align": align}
+        tree["eval"] = {"probes": ["knn"]}
+        kaizen.run(tree, tmp_path / name)
+        results[name] = json.loads((tmp_path / name / "results.json").read_text())
+    plain, aligned = results["plain"], results["aligned"]
+    # alignment only changes the classifier the evaluation reads, never what training sees
+    assert plain["probes"]["knn"]["values"] == aligned["probes"]["knn"]["values"]
+    assert plain["accuracy_matrix"]["values"] != aligned["accuracy_matrix"]["values"]
