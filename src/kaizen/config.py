@@ -292,6 +292,12 @@ class ClassifierConfig(Section):
     align_lr: float = Field(0.01, gt=0.0)
     align_samples_per_class: int = Field(256, ge=1)
     align_temperature: float = Field(0.1, gt=0.0, description="Of the normalised logits.")
+    align_statistics: Literal["stored", "replay"] = Field(
+        "stored",
+        description="Earlier classes' statistics as stored when their task ended (SLCA), or "
+        "recomputed at every task's end from the strategy's replayed images with the current "
+        "backbone, so that they follow the backbone's drift.",
+    )
 
 
 class FreezeConfig(Section):

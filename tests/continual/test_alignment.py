@@ -99,3 +99,10 @@ def test_alignment_removes_a_bias_towards_the_last_task():
     assert before < 0.6 and after > 0.95
     with pytest.raises(ValueError, match=r"without statistics cannot be aligned: \[4\]"):
         align_classifier(classifier, stats, [[0, 1], [4]], torch.Generator())
+
+
+def test_replace_recomputes_the_classes_given():
+    stats = ClassStatistics(2)
+    stats.add(torch.tensor([[0.0, 0.0], [2.0, 2.0]]), torch.tensor([0, 0]))
+    assert stats.add(torch.tensor([[4.0, 4.0], [6.0, 6.0]]), torch.tensor([0, 0]), replace=True)
+    torch.testing.assert_close(stats.means[0], torch.tensor([5.0, 5.0], dtype=torch.float64))

@@ -34,14 +34,14 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_alignment_then_rollback_and_its_checkpointed_state(tiny) -> None:
     config, run = _run_context(tiny)
-    part = ClassifierAlignment(config.classifier, seed=0)
+    part = ClassifierAlignment(config.classifier, seed=0, memory=[])
     trained = _state(run.learner.classifier)
     part.end_task(run)
     assert part.statistics is not None and part.statistics.classes == list(run.current.classes)
     aligned = _state(run.learner.classifier)
     assert any(not torch.equal(aligned[k], trained[k]) for k in trained)
     # a restored part puts the trained classifier back when the next task starts
-    restored = ClassifierAlignment(config.classifier, seed=0)
+    restored = ClassifierAlignment(config.classifier, seed=0, memory=[])
     restored.load_state_dict(part.state_dict(), run)
     run.task = run.stream.tasks[1]
     restored.start_task(run)
@@ -80,3 +80,29 @@ def test_an_aligned_run_trains_the_same_backbone(tiny, tmp_path: Path) -> None:
     # alignment only changes the classifier the evaluation reads, never what training sees
     assert plain["probes"]["knn"]["values"] == aligned["probes"]["knn"]["values"]
     assert plain["accuracy_matrix"]["values"] != aligned["accuracy_matrix"]["values"]
+
+
+def test_replay_statistics_follow_the_backbone(tiny) -> None:
+    from kaizen.continual.method import Part
+
+    config, run = _run_context(tiny)
+    first = run.stream.tasks[0]
+
+    class KeepsFirstTask(Part):
+        name = "memory"
+
+        def memory_indices(self) -> torch.Tensor:
+            return first.labelled_indices
+
+    settings = config.classifier.model_copy(update={"align_statistics": "replay"})
+    part = ClassifierAlignment(settings, seed=0, memory=[KeepsFirstTask()])
+    part.end_task(run)
+    assert part.statistics is not None
+    stored = part.statistics.means[first.classes[0]].clone()
+    with torch.no_grad():  # the backbone drifts during the next task
+        for parameter in run.learner.backbone.parameters():
+            parameter.mul_(1.5)
+    run.task = run.stream.tasks[1]
+    part.start_task(run)
+    part.end_task(run)
+    assert not torch.allclose(part.statistics.means[first.classes[0]], stored)

@@ -45,15 +45,17 @@ class ClassStatistics:
     def classes(self) -> list[int]:
         return sorted(self.means)
 
-    def add(self, features: Tensor, labels: Tensor) -> list[int]:
-        """Store the statistics of each class of ``labels`` (N,) not stored yet, from features
-        (N, D); returns the classes added. Computed in float64."""
+    def add(self, features: Tensor, labels: Tensor, replace: bool = False) -> list[int]:
+        """Store the statistics of each class of ``labels`` (N,) from features (N, D): of the
+        classes not stored yet, or with ``replace`` of all of them; returns the classes
+        stored. Computed in float64."""
         if features.shape[1] != self.feature_dim:
             raise ValueError(
                 f"features have {features.shape[1]} dimensions, not {self.feature_dim}"
             )
         added = []
-        for label in sorted(set(labels.tolist()) - set(self.means)):
+        present = set(labels.tolist())
+        for label in sorted(present if replace else present - set(self.means)):
             rows = features[labels == label].double()
             mean = rows.mean(dim=0)
             centred = rows - mean

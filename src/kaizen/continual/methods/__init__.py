@@ -47,5 +47,7 @@ def build_method(config: RunConfig) -> Method:
         )
     if config.classifier.align:
         # first: the trained classifier is back before a teacher snapshots it
-        method.parts.insert(0, ClassifierAlignment(config.classifier, config.seed))
+        method.parts.insert(
+            0, ClassifierAlignment(config.classifier, config.seed, list(method.parts))
+        )
     return method

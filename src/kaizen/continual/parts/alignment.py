@@ -28,9 +28,10 @@ class ClassifierAlignment(Part):
 
     name: ClassVar[str] = "align"
 
-    def __init__(self, config: ClassifierConfig, seed: int) -> None:
+    def __init__(self, config: ClassifierConfig, seed: int, memory: list[Part]) -> None:
         self.config = config
         self.seed = seed
+        self.memory = memory
         self.statistics: ClassStatistics | None = None
         self.trained: dict[str, torch.Tensor] | None = None
 
@@ -41,12 +42,11 @@ class ClassifierAlignment(Part):
 
     def end_task(self, run: RunContext) -> None:
         stream, task, learner = run.stream, run.current, run.learner
-        indices = task.labelled_indices
-        images = stream.train_images.gather(indices.to(stream.train_images.index_device))
-        features = extract_features(learner.backbone, images, stream.normalize, _FEATURE_BATCH)
-        if self.statistics is None:
-            self.statistics = ClassStatistics(features.shape[1])
-        self.statistics.add(features.cpu(), stream.data.train.labels[indices.cpu()])
+        self._add_statistics(run, task.labelled_indices, replace=False)
+        if self.config.align_statistics == "replay":
+            replayed = self._replayed_indices()
+            if replayed is not None:
+                self._add_statistics(run, replayed, replace=True)
         self.trained = copy.deepcopy(learner.classifier.state_dict())
         seen_tasks = stream.tasks[: task.index + 1]
         task_classes = [
@@ -62,6 +62,22 @@ class ClassifierAlignment(Part):
             lr=self.config.align_lr,
             temperature=self.config.align_temperature,
         )
+
+    def _add_statistics(self, run: RunContext, indices: torch.Tensor, replace: bool) -> None:
+        """Statistics of the classes of the training images ``indices``, from the current
+        backbone in eval mode."""
+        stream = run.stream
+        images = stream.train_images.gather(indices.to(stream.train_images.index_device))
+        features = extract_features(run.learner.backbone, images, stream.normalize, _FEATURE_BATCH)
+        if self.statistics is None:
+            self.statistics = ClassStatistics(features.shape[1])
+        labels = stream.data.train.labels[indices.cpu()]
+        self.statistics.add(features.cpu(), labels, replace=replace)
+
+    def _replayed_indices(self) -> torch.Tensor | None:
+        """The earlier tasks' images a part of the strategy keeps, if one keeps any."""
+        kept = (part.memory_indices() for part in self.memory)
+        return next((indices for indices in kept if indices is not None), None)
 
     def state_dict(self) -> dict[str, Any]:
         return {
