@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/efficiency/table.py [ROOT]`` (default runs/efficiency). For every
 strategy directory ROOT/<ssl>-<strategy> and every threshold ROOT/<ssl>-<strategy>/freeze-<t>,
-the runs with freezing are compared with the plain runs by ``kaizen.report.compare_runs``
+the runs with freezing are grouped with the plain runs as ``kaizen compare`` groups them
 (classifier accuracy, LUMP: the task-aware kNN; and the task-agnostic kNN of every run), and
 one markdown row is printed per threshold.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
-from kaizen.report import compare_runs
-from kaizen.report.aggregate import Group
+from kaizen.report.aggregate import Group, group_runs
+from kaizen.report.runs import load_run
 
 COLUMNS = (
     "strategy",
@@ -33,8 +32,8 @@ COLUMNS = (
 
 
 def _variant_and_plain(runs: list[Path], probe: str | None) -> tuple[Group, Group]:
-    with tempfile.TemporaryDirectory() as out:
-        groups = compare_runs(runs, Path(out), probe).groups
+    loaded = [load_run(path, probe) for path in runs]
+    groups = group_runs([run for run in loaded if run.complete])
     (variant,) = [group for group in groups if group.against_base is not None]
     (plain,) = [group for group in groups if group.strategy == variant.against_base.base]
     return variant, plain

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -90,21 +91,23 @@ class ClassStatistics:
         labels = torch.tensor(classes).repeat_interleave(per_class)
         return torch.cat(features), labels
 
-    def state_dict(self) -> dict[str, Tensor]:
-        """Tensors for the run checkpoint: the classes, their means and their factors."""
+    def state_dict(self) -> dict[str, Any]:
+        """For the run checkpoint: the feature dimension, the classes, their means and factors."""
         classes = self.classes
-        if not classes:
-            return {"classes": torch.zeros(0, dtype=torch.int64)}
-        return {
-            "classes": torch.tensor(classes),
-            "means": torch.stack([self.means[c] for c in classes]),
-            "factors": torch.stack([self.factors[c] for c in classes]),
-        }
+        state: dict[str, Any] = {"feature_dim": self.feature_dim, "classes": classes}
+        if classes:
+            state["means"] = torch.stack([self.means[c] for c in classes])
+            state["factors"] = torch.stack([self.factors[c] for c in classes])
+        return state
 
-    def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        classes = state["classes"].tolist()
-        self.means = {c: state["means"][i] for i, c in enumerate(classes)}
-        self.factors = {c: state["factors"][i] for i, c in enumerate(classes)}
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> ClassStatistics:
+        """The statistics :meth:`state_dict` saved."""
+        statistics = cls(state["feature_dim"])
+        for i, label in enumerate(state["classes"]):
+            statistics.means[label] = state["means"][i]
+            statistics.factors[label] = state["factors"][i]
+        return statistics
 
 
 def normalised_logits(logits: Tensor, task_blocks: Sequence[Tensor], temperature: float) -> Tensor:

@@ -318,11 +318,10 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
                 images_saving=_saving(own.images_seen, scratch.images_seen if scratch else None),
             )
         )
-    plain = {(g.ssl_method, g.strategy, g.budget): g for g in groups}
+    by_key = dict(zip(ordered, groups, strict=True))
     return [
-        replace(group, against_base=_against(group, base))
-        if (base := plain.get((group.ssl_method, group.strategy.split("[")[0], group.budget)))
-        not in (None, group)
+        replace(group, against_base=_against(group, by_key[plain]))
+        if (plain := (key[0], members[key][0].strategy, key[2])) != key and plain in by_key
         else group
-        for group in groups
+        for key, group in by_key.items()
     ]

@@ -80,15 +80,10 @@ class ClassifierAlignment(Part):
         return next((indices for indices in kept if indices is not None), None)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "statistics": self.statistics.state_dict() if self.statistics is not None else None,
-            "feature_dim": self.statistics.feature_dim if self.statistics is not None else None,
-            "trained": self.trained,
-        }
+        statistics = self.statistics.state_dict() if self.statistics is not None else None
+        return {"statistics": statistics, "trained": self.trained}
 
     def load_state_dict(self, state: dict[str, Any], run: RunContext) -> None:
-        self.statistics = None
-        if state["statistics"] is not None:
-            self.statistics = ClassStatistics(state["feature_dim"])
-            self.statistics.load_state_dict(state["statistics"])
+        saved = state["statistics"]
+        self.statistics = ClassStatistics.from_state_dict(saved) if saved is not None else None
         self.trained = state["trained"]
