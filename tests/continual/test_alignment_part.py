@@ -106,3 +106,19 @@ def test_replay_statistics_follow_the_backbone(tiny) -> None:
     part.start_task(run)
     part.end_task(run)
     assert not torch.allclose(part.statistics.means[first.classes[0]], stored)
+
+
+def test_no_labelled_image_leaves_the_classifier_as_trained(tiny, tmp_path: Path) -> None:
+    tree = tiny("lump")
+    tree["classifier"] = {"align": True}
+    tree["scenario"]["label_fraction"] = [0.0, 1.0, 1.0]  # task 0 has no label to align on
+    kaizen.run(tree, tmp_path)
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["complete"]
+    plain = tiny("lump")
+    plain["scenario"]["label_fraction"] = [0.0, 1.0, 1.0]
+    kaizen.run(plain, tmp_path / "plain")
+    first_rows = json.loads((tmp_path / "plain" / "results.json").read_text())
+    # task 0: nothing aligned, the same classifier; task 1 on: aligned, so different
+    assert saved["accuracy_matrix"]["values"][0] == first_rows["accuracy_matrix"]["values"][0]
+    assert saved["accuracy_matrix"]["values"][1:] != first_rows["accuracy_matrix"]["values"][1:]

@@ -47,15 +47,17 @@ class ClassifierAlignment(Part):
             replayed = self._replayed_indices()
             if replayed is not None:
                 self._add_statistics(run, replayed, replace=True)
-        self.trained = copy.deepcopy(learner.classifier.state_dict())
-        seen_tasks = stream.tasks[: task.index + 1]
-        task_classes = [
-            [c for c in earlier.classes if c in self.statistics.means] for earlier in seen_tasks
+        if self.statistics is None:  # no labelled image yet: nothing to align on
+            return
+        aligned = [
+            [c for c in earlier.classes if c in self.statistics.means]
+            for earlier in stream.tasks[: task.index + 1]
         ]
+        self.trained = copy.deepcopy(learner.classifier.state_dict())
         align_classifier(
             learner.classifier,
             self.statistics,
-            [classes for classes in task_classes if classes],
+            [classes for classes in aligned if classes],
             torch.Generator().manual_seed(self.seed + task.index),
             samples_per_class=self.config.align_samples_per_class,
             epochs=self.config.align_epochs,
@@ -66,6 +68,8 @@ class ClassifierAlignment(Part):
     def _add_statistics(self, run: RunContext, indices: torch.Tensor, replace: bool) -> None:
         """Statistics of the classes of the training images ``indices``, from the current
         backbone in eval mode."""
+        if len(indices) == 0:  # a task without labelled images adds no statistics
+            return
         stream = run.stream
         images = stream.train_images.gather(indices.to(stream.train_images.index_device))
         features = extract_features(run.learner.backbone, images, stream.normalize, _FEATURE_BATCH)
