@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from kaizen.config import SSL_SETTINGS, RunConfig, build_config
+from kaizen.continual.methods.slca import FAMILY
 from kaizen.eval.metrics import continual_metrics
 
 
@@ -31,7 +32,13 @@ def small_ssl(ssl: str, width: int, output_dim: int, queue_size: int) -> dict[st
 
 
 def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
-    """A config tree that trains 3 tasks of 2 synthetic classes in about a second on a CPU."""
+    """A config tree that trains 3 tasks of 2 synthetic classes in about a second on a CPU.
+
+    The SLCA family's strategies get what they need instead of ``ssl``: a two-block ViT with
+    per-task heads, no SSL, end-to-end SGD with a slow backbone, and a short alignment.
+    """
+    if strategy in FAMILY:
+        return tiny_pretrained_tree(strategy)
     return {
         "name": f"tiny-{ssl}-{strategy}",
         "data": {
@@ -60,6 +67,27 @@ def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
             "progress": False,
         },
     }
+
+
+def tiny_pretrained_tree(strategy: str = "slcapp") -> dict[str, Any]:
+    """A tiny config of the SLCA family's shape (see :func:`tiny_tree`)."""
+    tree = tiny_tree("finetune")
+    tree.update(
+        name=f"tiny-{strategy}",
+        model={"backbone": "vit_tiny", "depth": 2, "patch_size": 4, "heads": "per-task"},
+        ssl={"method": "none"},
+        strategy={"name": strategy, "end_to_end": True},
+        optim={
+            "name": "sgd",
+            "lr": 0.001,
+            "classifier_lr": 0.01,
+            "weight_decay": 5e-4,
+            "warmup_epochs": 0,
+            "scale_lr_by_batch": False,
+        },
+        classifier={"align_epochs": 2, "align_samples_per_class": 16},
+    )
+    return tree
 
 
 def small_learner_config(ssl: str = "simclr", **strategy: Any) -> RunConfig:

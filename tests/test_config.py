@@ -284,13 +284,62 @@ FMNIST_PRESETS = [f"fmnist-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy
 KAIZEN_STRATEGIES = STRATEGIES[:-1]
 KAIZEN_PAPER_PRESETS = [name for name in PAPER_PRESETS if not name.endswith("-lump")]
 """The Kaizen paper's setting; the LUMP presets carry LUMP's."""
+SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196")
+SLCA_PRESETS = [
+    f"slca-{benchmark}-{strategy}"
+    for benchmark in SLCA_BENCHMARKS
+    for strategy in ("seqft", "sl", "slca", "slcapp", "joint")
+]
 
 
-def test_preset_names_are_the_demo_and_the_three_families():
+def test_preset_names_are_the_demo_the_three_families_and_slcas_benchmarks():
     names = preset_names()
     assert names[0] == "demo"
-    assert sorted(names[1:]) == sorted(PAPER_PRESETS + CIFAR10_PRESETS + FMNIST_PRESETS)
-    assert len(set(names)) == 1 + 3 * len(SSL_METHODS) * len(STRATEGIES)
+    assert sorted(names[1:]) == sorted(
+        PAPER_PRESETS + CIFAR10_PRESETS + FMNIST_PRESETS + SLCA_PRESETS
+    )
+    assert len(set(names)) == 1 + 3 * len(SSL_METHODS) * len(STRATEGIES) + len(SLCA_PRESETS)
+
+
+# benchmark: (data, classes per task or None, epochs, milestones, SCE alpha and beta,
+# alignment temperature, SLCA++'s weight decay), from SLCA's and SLCA++'s experiment files
+SLCA_SETTINGS = {
+    "cifar100": ("cifar100", None, 20, [18], (1.0, 0.1), 0.1, 5e-4),
+    "imagenetr": ("image-folder", None, 50, [40], (0.5, 0.5), 0.1, 0.0),
+    "cub200": ("image-folder", None, 50, [40], (1.0, 0.1), 0.1, 5e-4),
+    "cars196": ("image-folder", 20, 50, [40], (0.5, 0.5), 0.05, 0.0),
+}
+
+
+@pytest.mark.parametrize("benchmark", SLCA_BENCHMARKS)
+def test_slca_presets_carry_each_benchmarks_settings(benchmark):
+    data, per_task, epochs, milestones, sce, temperature, slcapp_decay = SLCA_SETTINGS[benchmark]
+    slca = build_config(load_preset(f"slca-{benchmark}-slca"))
+    slcapp = build_config(load_preset(f"slca-{benchmark}-slcapp"))
+    joint = build_config(load_preset(f"slca-{benchmark}-joint"))
+    for config in (slca, slcapp, joint):
+        assert config.data.name == data and config.scenario.classes_per_task == per_task
+        assert (config.train.epochs, config.optim.milestones) == (epochs, milestones)
+        assert (config.slca.sce_alpha, config.slca.sce_beta) == sce
+        assert config.classifier.align_temperature == temperature
+        assert (config.seed, config.scenario.class_permutation) == (1993, "numpy")
+        assert (config.model.backbone, config.model.image_size, config.ssl.method) == (
+            "vit_base",
+            224,
+            "none",
+        )
+        assert config.model.weights is not None and config.train.batch_size == 128
+    # the slow learner: backbone 1e-4 against heads 1e-2, SGD with a step schedule
+    assert (slca.optim.name, slca.optim.lr, slca.optim.classifier_lr) == ("sgd", 1e-4, 1e-2)
+    assert (slca.optim.schedule, slca.optim.weight_decay) == ("step", 5e-4)
+    # SLCA++: the backbone's norms and biases at 1e-3, cosine, its own weight decay
+    assert (slcapp.optim.lr, slcapp.optim.schedule) == (1e-3, "cosine")
+    assert slcapp.optim.weight_decay == slcapp_decay
+    assert (slca.model.heads, slcapp.model.heads, joint.model.heads) == (
+        "per-task",
+        "per-task",
+        "single",
+    )
 
 
 def test_lump_presets_carry_the_papers_settings():
@@ -312,7 +361,9 @@ def test_lump_presets_carry_the_papers_settings():
     assert kaizen10.optim == kaizen100.optim and kaizen10.scenario.num_tasks == 5
 
 
-@pytest.mark.parametrize("name", ["demo", *PAPER_PRESETS, *CIFAR10_PRESETS, *FMNIST_PRESETS])
+@pytest.mark.parametrize(
+    "name", ["demo", *PAPER_PRESETS, *CIFAR10_PRESETS, *FMNIST_PRESETS, *SLCA_PRESETS]
+)
 def test_every_preset_validates(name):
     config = build_config(load_preset(name))
     assert config.name == name

@@ -67,7 +67,11 @@ class DataConfig(Section):
         None, ge=1, description="Keep at most this many test images per class (seeded)."
     )
     test_fraction: float = Field(
-        0.2, gt=0.0, lt=1.0, description="Held-out share for .npz files without x_test/y_test."
+        0.2,
+        gt=0.0,
+        lt=1.0,
+        description="Held-out share for .npz files without x_test/y_test and for image folders "
+        "without train/ and val/ (per class).",
     )
     cache_dir: Path | None = Field(None, description="Where decoded image folders are cached.")
     synthetic: SyntheticConfig = SyntheticConfig()
@@ -80,6 +84,17 @@ class ScenarioConfig(Section):
     num_tasks: int = Field(5, ge=1)
     class_order: list[list[int]] | None = Field(
         None, description="Explicit classes per task; default: a seeded random permutation."
+    )
+    class_permutation: Literal["torch", "numpy"] = Field(
+        "torch",
+        description="The generator of the seeded class order: torch's, or numpy's "
+        "RandomState(seed).permutation, the order of SLCA's and PyCIL's benchmarks.",
+    )
+    classes_per_task: int | None = Field(
+        None,
+        ge=1,
+        description="Classes in each task but the last, which takes the rest (196 Cars classes "
+        "at 20 are 9 x 20 + 16); default: num_tasks near-equal groups.",
     )
     label_fraction: float | list[float] = Field(
         1.0, description="Share of each task's training images that keep their label."
@@ -101,6 +116,10 @@ class ScenarioConfig(Section):
         if self.class_order is not None and len(self.class_order) != self.num_tasks:
             raise ValueError(
                 f"class_order lists {len(self.class_order)} tasks but num_tasks is {self.num_tasks}"
+            )
+        if self.class_order is not None and self.classes_per_task is not None:
+            raise ValueError(
+                "class_order already fixes the classes of each task; drop classes_per_task"
             )
         return self
 
@@ -133,34 +152,59 @@ class ModelConfig(Section):
         "the data's own size.",
     )
     patch_size: int = Field(16, ge=1, description="A Vision Transformer's patch side.")
+    depth: int | None = Field(
+        None, ge=1, description="A Vision Transformer's number of blocks; none: 12, as timm's."
+    )
+    heads: Literal["single", "per-task"] = Field(
+        "single",
+        description="The classifier: one head over all classes (classifier_hidden_dim wide), "
+        "or one linear head per task, concatenated (SLCA's).",
+    )
 
     @model_validator(mode="after")
     def _patches_tile_the_image(self) -> ModelConfig:
         if self.backbone.startswith("vit_") and self.image_size is not None:
             check_patch_grid(self.image_size, self.patch_size)
+        if self.depth is not None and not self.backbone.startswith("vit_"):
+            raise ValueError(
+                f"depth sets a Vision Transformer's blocks, and {self.backbone} is not one; "
+                "remove model.depth"
+            )
         return self
 
 
 class SSLSettings(Section):
-    """Base of the SSL method records: every method has a projector F -> proj_output_dim.
+    """Base of the SSL method records.
 
     Each method's record holds its own settings only, with the paper's values (Kaizen, split
     CIFAR-100) as defaults; ``method`` is the tag of the ``ssl:`` section's union.
     """
 
     method: str
+
+
+class NoSSLSettings(SSLSettings):
+    """No self-supervised term: the backbone learns from the classifier's loss alone (with
+    ``strategy.end_to_end``), on one augmented view per image."""
+
+    method: Literal["none"] = "none"
+
+
+class ProjectorSettings(SSLSettings):
+    """Base of the self-supervised methods: each has a projector F -> proj_output_dim."""
+
     proj_hidden_dim: int = Field(ge=1)
     proj_output_dim: int = Field(ge=1)
 
 
-class MomentumSettings(SSLSettings):
+class MomentumSettings(ProjectorSettings):
     """Settings of a momentum encoder, raised from tau_base to tau_final over each task."""
 
     tau_base: float = Field(0.99, ge=0.0, le=1.0)
     tau_final: float = Field(1.0, ge=0.0, le=1.0)
 
 
-class SimCLRSettings(SSLSettings):
+class SimCLRSettings(ProjectorSettings):
     """SimCLR (Chen et al., ICML 2020)."""
 
     method: Literal["simclr"] = "simclr"
@@ -189,7 +233,7 @@ class BYOLSettings(MomentumSettings):
     pred_hidden_dim: int = Field(4096, ge=1)
 
 
-class VICRegSettings(SSLSettings):
+class VICRegSettings(ProjectorSettings):
     """VICReg (Bardes et al., ICLR 2022) and the weights of its three terms."""
 
     method: Literal["vicreg"] = "vicreg"
@@ -200,7 +244,7 @@ class VICRegSettings(SSLSettings):
     cov_weight: float = Field(1.0, ge=0.0, description="Covariance term.")
 
 
-class SimSiamSettings(SSLSettings):
+class SimSiamSettings(ProjectorSettings):
     """SimSiam (Chen & He, CVPR 2021): its predictor's bottleneck is pred_hidden_dim."""
 
     method: Literal["simsiam"] = "simsiam"
@@ -209,7 +253,7 @@ class SimSiamSettings(SSLSettings):
     pred_hidden_dim: int = Field(512, ge=1)
 
 
-class BarlowSettings(SSLSettings):
+class BarlowSettings(ProjectorSettings):
     """Barlow Twins (Zbontar et al., ICML 2021)."""
 
     method: Literal["barlow"] = "barlow"
@@ -227,7 +271,8 @@ SSLConfig = Annotated[
     | BYOLSettings
     | VICRegSettings
     | SimSiamSettings
-    | BarlowSettings,
+    | BarlowSettings
+    | NoSSLSettings,
     Field(discriminator="method"),
 ]
 """The ``ssl:`` section: the record of the method ``ssl.method`` names."""
@@ -242,7 +287,17 @@ DEFAULT_SSL_METHOD = MoCoV2PlusSettings().method
 
 
 StrategyName = Literal[
-    "finetune", "cassle", "kaizen", "kaizen-replay-kd", "joint", "scratch", "lump"
+    "finetune",
+    "cassle",
+    "kaizen",
+    "kaizen-replay-kd",
+    "joint",
+    "scratch",
+    "lump",
+    "seqft",
+    "sl",
+    "slca",
+    "slcapp",
 ]
 
 
@@ -280,6 +335,32 @@ class LumpConfig(Section):
     alpha: float = Field(0.4, gt=0.0, description="Mixup weight lambda ~ Beta(alpha, alpha).")
 
 
+class SLCAConfig(Section):
+    """The SLCA family (Zhang et al., ICCV 2023; SLCA++, arXiv 2408.08295): the training loss,
+    SLCA++'s hybrid slow learner (LoRA) and its old-task feature scaling."""
+
+    loss: Literal["ce", "sce"] | None = Field(
+        None,
+        description="Cross-entropy on the current task's logits, or the symmetric "
+        "cross-entropy alpha CE + beta RCE; none: the strategy's own (sce for slcapp).",
+    )
+    sce_alpha: float = Field(1.0, ge=0.0, description="alpha of the symmetric cross-entropy.")
+    sce_beta: float = Field(0.1, ge=0.0, description="beta of the symmetric cross-entropy.")
+    lora_rank: int = Field(4, ge=1, description="Rank of the hybrid slow learner's adapters.")
+    lora_scale: float = Field(0.8, gt=0.0, description="Factor of the adapters' product.")
+    lora_first_task_lr: float = Field(
+        0.005, gt=0.0, description="The adapters' learning rate at the first task."
+    )
+    lora_lr: float = Field(0.001, gt=0.0, description="The adapters' learning rate after it.")
+    feature_scale: float = Field(
+        0.02,
+        ge=0.0,
+        description="SLCA++'s mu: alignment shrinks task i's sampled features by "
+        "1 / (1 + u (t - i)), u ~ U[mu - 0.01, mu + 0.01], and inference scales the input of "
+        "task i's head by 1 + mu (t - i); 0: off.",
+    )
+
+
 class ClassifierConfig(Section):
     """Post-hoc classifier alignment from class statistics (SLCA, Zhang et al., ICCV 2023)."""
 
@@ -292,6 +373,7 @@ class ClassifierConfig(Section):
     align_lr: float = Field(0.01, gt=0.0)
     align_samples_per_class: int = Field(256, ge=1)
     align_temperature: float = Field(0.1, gt=0.0, description="Of the normalised logits.")
+    align_weight_decay: float = Field(0.0, ge=0.0, description="Of the alignment's SGD.")
     align_statistics: Literal["stored", "replay"] = Field(
         "stored",
         description="Earlier classes' statistics as stored when their task ended (SLCA), or "
@@ -341,6 +423,15 @@ class OptimConfig(Section):
     warmup_epochs: float = Field(10, ge=0.0)
     warmup_start_lr: float = Field(0.003, ge=0.0)
     min_lr: float = Field(0.0, ge=0.0)
+    schedule: Literal["cosine", "step"] = Field(
+        "cosine",
+        description="After the warm-up: a half cosine down to min_lr, or steps of lr_decay at "
+        "the milestones.",
+    )
+    milestones: list[int] = Field(
+        default_factory=list, description="Epochs of the task where the step schedule decays."
+    )
+    lr_decay: float = Field(0.1, gt=0.0, le=1.0, description="The step schedule's factor.")
     scale_lr_by_batch: bool = True
     clip_grad_norm: float | None = Field(
         None,
@@ -437,6 +528,7 @@ class RunConfig(Section):
     strategy: StrategyConfig = StrategyConfig()
     replay: ReplayConfig = ReplayConfig()
     lump: LumpConfig = LumpConfig()
+    slca: SLCAConfig = SLCAConfig()
     freeze: FreezeConfig = FreezeConfig()
     classifier: ClassifierConfig = ClassifierConfig()
     optim: OptimConfig = OptimConfig()

@@ -36,7 +36,7 @@ from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import TwoViewDataset
 from kaizen.bench.throughput import bench_data
 from kaizen.config import RunConfig, build_config
-from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+from kaizen.data.augment import Normalize, ViewAugment, channel_stats
 
 NO_OP_AUGMENT = [
     "augment.crop_scale=[1.0, 1.0]",
@@ -133,7 +133,7 @@ def test_reference_views_are_normalised_like_the_kaizen_views(tiny, channels: in
     assert first.shape == second.shape == (channels, *data.image_size)
     assert first.dtype == torch.float32 and isinstance(label, int)
     reference = torch.stack([view for item in dataset for view in item[:2]])
-    augment = TwoViewAugment(config.augment, data.image_size, channels, Normalize(mean, std))
+    augment = ViewAugment(config.augment, data.image_size, channels, Normalize(mean, std))
     kaizen = augment(data.images[data.current])
     for stat in (torch.mean, torch.std):
         assert torch.allclose(

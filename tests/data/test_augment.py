@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kaizen.config import AugmentConfig
-from kaizen.data.augment import Normalize, TwoViewAugment, channel_stats
+from kaizen.data.augment import Normalize, ViewAugment, channel_stats
 
 NO_OP = {
     "crop_scale": (1.0, 1.0),
@@ -74,14 +74,14 @@ def test_channel_stats_subsamples_evenly():
     assert mean_all.item() == pytest.approx(0.5)
 
 
-# ---------------------------------------------------------------------------- TwoViewAugment
+# ---------------------------------------------------------------------------- ViewAugment
 
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_two_views_shape_and_type(channels):
     torch.manual_seed(0)
     normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
-    augment = TwoViewAugment(AugmentConfig(), (16, 16), channels, normalize)
+    augment = ViewAugment(AugmentConfig(), (16, 16), channels, normalize)
     out = augment(_images(channels, n=5))
     assert out.shape == (10, channels, 16, 16)
     assert out.dtype == torch.float32
@@ -92,7 +92,7 @@ def test_two_views_shape_and_type(channels):
 def test_two_views_differ(channels):
     torch.manual_seed(0)
     normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
-    augment = TwoViewAugment(AugmentConfig(), (16, 16), channels, normalize)
+    augment = ViewAugment(AugmentConfig(), (16, 16), channels, normalize)
     images = _images(channels)
     out = augment(images)
     first, second = out[:4], out[4:]
@@ -106,7 +106,7 @@ def test_two_views_differ(channels):
 def test_no_op_augmentation_gives_the_normalised_input_twice(channels):
     torch.manual_seed(0)
     normalize = Normalize(torch.linspace(0.3, 0.5, channels), torch.linspace(0.2, 0.3, channels))
-    augment = TwoViewAugment(AugmentConfig(**NO_OP), (16, 16), channels, normalize)
+    augment = ViewAugment(AugmentConfig(**NO_OP), (16, 16), channels, normalize)
     images = _images(channels)
     out = augment(images)
     expected = normalize(images)
@@ -118,7 +118,7 @@ def test_solarisation_can_differ_between_views():
     # view 1 always solarised, view 2 never; solarisation inverts the pixels at or above 0.5
     config = AugmentConfig(**{**NO_OP, "solarize_prob": (1.0, 0.0)})
     normalize = Normalize(torch.zeros(1), torch.ones(1))
-    augment = TwoViewAugment(config, (8, 8), 1, normalize)
+    augment = ViewAugment(config, (8, 8), 1, normalize)
     images = torch.full((1, 1, 8, 8), 51, dtype=torch.uint8)  # 0.2: below the threshold
     images[..., :4] = 204  # 0.8: above, becomes 1 - 0.8 = 0.2
     out = augment(images)
@@ -129,7 +129,7 @@ def test_solarisation_can_differ_between_views():
 def test_horizontal_flip_mirrors_both_views():
     config = AugmentConfig(**{**NO_OP, "hflip_prob": 1.0})
     normalize = Normalize(torch.zeros(3), torch.ones(3))
-    augment = TwoViewAugment(config, (16, 16), 3, normalize)
+    augment = ViewAugment(config, (16, 16), 3, normalize)
     images = _images(3, n=2)
     out = augment(images)
     mirrored = normalize(images).flip(-1)
@@ -137,7 +137,7 @@ def test_horizontal_flip_mirrors_both_views():
     torch.testing.assert_close(out[2:], mirrored, atol=1e-5, rtol=0)
 
 
-def _operator_calls(augment: TwoViewAugment, images: torch.Tensor) -> int:
+def _operator_calls(augment: ViewAugment, images: torch.Tensor) -> int:
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         augment(images)
     return sum(event.count for event in profiler.key_averages() if event.key.startswith("aten::"))
@@ -152,7 +152,7 @@ def test_augmentation_cost_in_operators_does_not_grow_with_the_batch(channels):
         jitter_prob=1.0, grayscale_prob=1.0, solarize_prob=(1.0, 1.0), blur_prob=(1.0, 1.0)
     )
     normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
-    augment = TwoViewAugment(config, (16, 16), channels, normalize)
+    augment = ViewAugment(config, (16, 16), channels, normalize)
     small, large = 4, 64
     extra = _operator_calls(augment, _images(channels, n=large)) - _operator_calls(
         augment, _images(channels, n=small)

@@ -210,3 +210,37 @@ def test_unreadable_cache_is_rebuilt(tmp_path: Path) -> None:
     cache_file.write_bytes(b"not a torch file")
     assert_same_data(read_image_folder(root, cache_dir=cache), first)
     assert cache_file.stat().st_size > 100
+
+
+def _unsplit_tree(root: Path, counts: dict[str, int]) -> dict[str, list[np.ndarray]]:
+    """``root/<class>/img<k>.png`` with ``counts[class]`` random images each."""
+    written: dict[str, list[np.ndarray]] = {}
+    for offset, (class_name, count) in enumerate(counts.items()):
+        for index in range(count):
+            pixels = random_pixels(100 * offset + index, (6, 5, 3))
+            save_image(root / class_name / f"img{index}", pixels)
+            written.setdefault(class_name, []).append(pixels)
+    return written
+
+
+def test_class_folders_alone_are_split_per_class_the_same_way_each_time(tmp_path: Path) -> None:
+    written = _unsplit_tree(tmp_path, {"cat": 10, "ant": 5})
+    data = read_image_folder(tmp_path, test_fraction=0.2)
+    assert data.class_names == ("ant", "cat")
+    # ant: 1 of 5 held out, cat: 2 of 10
+    assert data.test.labels.tolist() == [0, 1, 1]
+    assert data.train.labels.tolist() == [0] * 4 + [1] * 8
+    # every image lands in exactly one split
+    seen = torch.cat([data.train.images, data.test.images]).flatten(1)
+    wanted = torch.from_numpy(
+        np.stack([p.transpose(2, 0, 1) for ps in written.values() for p in ps])
+    ).flatten(1)
+    assert sorted(map(tuple, seen.tolist())) == sorted(map(tuple, wanted.tolist()))
+    again = read_image_folder(tmp_path, test_fraction=0.2)
+    assert torch.equal(again.test.images, data.test.images)
+
+
+def test_class_folder_with_one_image_cannot_be_split(tmp_path: Path) -> None:
+    _unsplit_tree(tmp_path, {"cat": 3, "ant": 1})
+    with pytest.raises(DataError, match=r"ant holds 1 image\(s\).*at least 2"):
+        read_image_folder(tmp_path)

@@ -249,3 +249,30 @@ def test_training_labels_of_no_task_is_a_copy(data):
     seen = training_labels(data.train.labels, [])
     assert torch.equal(seen, data.train.labels)
     assert seen.data_ptr() != data.train.labels.data_ptr()
+
+
+def test_numpy_permutation_gives_the_published_slca_class_order():
+    # the first split-CIFAR-100 task of SLCA's (and PyCIL's) seed 1993
+    data = make_synthetic(num_classes=100, train_per_class=1, test_per_class=1, image_size=4)
+    config = ScenarioConfig(num_tasks=10, class_permutation="numpy")
+    tasks = build_scenario(data, config, seed=1993)
+    assert tasks[0].classes == tuple(sorted((68, 56, 78, 8, 23, 84, 90, 65, 74, 76)))
+    assert build_scenario(data, ScenarioConfig(num_tasks=10), 1993)[0].classes != tasks[0].classes
+
+
+def test_classes_per_task_fills_every_task_but_the_last(data):
+    config = ScenarioConfig(num_tasks=3, classes_per_task=5, class_permutation="numpy")
+    data = make_synthetic(num_classes=12, train_per_class=1, test_per_class=1, image_size=4)
+    sizes = [len(t.classes) for t in build_scenario(data, config, seed=0)]
+    assert sizes == [5, 5, 2]
+
+
+def test_classes_per_task_that_disagrees_with_num_tasks_names_the_fix(data):
+    config = ScenarioConfig(num_tasks=2, classes_per_task=2)
+    with pytest.raises(ConfigError, match=r"set scenario.num_tasks=3"):
+        build_scenario(data, config, seed=0)
+
+
+def test_classes_per_task_and_class_order_are_exclusive():
+    with pytest.raises(ValueError, match="drop classes_per_task"):
+        ScenarioConfig(num_tasks=1, class_order=[[0, 1]], classes_per_task=2)

@@ -134,9 +134,9 @@ def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     original = terms.classifier_cross_entropy
     calls = {"count": 0}
 
-    def poisoned(logits, labels):
+    def poisoned(logits, labels, views_per_image):
         calls["count"] += 1
-        value = original(logits, labels)
+        value = original(logits, labels, views_per_image)
         return value * float("nan") if calls["count"] == 11 else value
 
     monkeypatch.setattr(terms, "classifier_cross_entropy", poisoned)

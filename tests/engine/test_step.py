@@ -8,6 +8,7 @@ from lightning.fabric import Fabric
 
 from conftest import small_learner_config
 from kaizen.continual.learner import build_learner
+from kaizen.continual.method import TaskClasses
 from kaizen.continual.methods import build_method
 from kaizen.data.augment import augment_for
 from kaizen.engine.optim import build_optimizer
@@ -32,7 +33,7 @@ def _gradient_norm_at_update(clip: float | None) -> float:
 
     optimizer.step = step_and_record
     images = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8)
-    terms = build_method(config).terms(learner, None, [])
+    terms = build_method(config).terms(learner, None, TaskClasses([]))
     augment = augment_for(config.augment, images)
     step = TrainStep(fabric, learner, module, None, terms, optimizer, augment, False, clip)
     step(images, torch.arange(8) % 6, 0.99)

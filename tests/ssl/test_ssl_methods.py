@@ -17,6 +17,8 @@ from kaizen.ssl.mocov2plus import MoCoV2Plus
 from kaizen.ssl.registry import SSL_METHODS, build_ssl_method
 
 FEATURE_DIM = 16
+LOSS_METHODS = sorted(name for name, method in SSL_METHODS.items() if method.has_loss)
+"""The methods with a self-supervised loss (all but ``none``)."""
 
 
 class TinyBackbone(nn.Sequential):
@@ -56,7 +58,7 @@ def momentum_modules(method: SSLMethod) -> list[nn.Module]:
     return [method.momentum_backbone, method.momentum_projector]
 
 
-@pytest.mark.parametrize("name", sorted(SSL_METHODS))
+@pytest.mark.parametrize("name", LOSS_METHODS)
 def test_loss_is_finite_scalar(name: str) -> None:
     method, backbone = tiny_method(name)
     x = views()
@@ -68,7 +70,7 @@ def test_loss_is_finite_scalar(name: str) -> None:
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("name", sorted(SSL_METHODS))
+@pytest.mark.parametrize("name", LOSS_METHODS)
 def test_gradient_flow_with_distillation(name: str) -> None:
     method, backbone = tiny_method(name)
     predictor = distill_predictor(method.output_dim, hidden_dim=16)
@@ -241,3 +243,13 @@ def test_moco_queue_in_state_dict() -> None:
     assert state["queue"].shape == (2, 7, 8)
     assert state["queue_ptr"].dtype == torch.long
     assert any(k.startswith("momentum_backbone.") for k in state)
+
+
+def test_no_ssl_passes_features_through_on_one_view_and_refuses_a_loss() -> None:
+    method, backbone = tiny_method("none")
+    x = views()
+    h = backbone(x)
+    assert method.views == 1 and not method.has_loss
+    assert torch.equal(method.projector(h), h) and method.output_dim == FEATURE_DIM
+    with pytest.raises(RuntimeError, match="no loss"):
+        method.loss(h, h, x)

@@ -11,6 +11,7 @@ from kaizen.ssl.barlow import BarlowTwins
 from kaizen.ssl.byol import BYOL
 from kaizen.ssl.distill import DISTILL_LOSSES
 from kaizen.ssl.mocov2plus import MoCoV2Plus
+from kaizen.ssl.none import NoSSL
 from kaizen.ssl.registry import SSL_METHODS, build_ssl_method
 from kaizen.ssl.simclr import SimCLR
 from kaizen.ssl.simsiam import SimSiam
@@ -25,6 +26,7 @@ def test_method_names() -> None:
         "vicreg": VICReg,
         "simsiam": SimSiam,
         "barlow": BarlowTwins,
+        "none": NoSSL,
     } == SSL_METHODS
 
 

@@ -36,6 +36,7 @@ from kaizen.bench.throughput import (
 )
 from kaizen.config import AugmentConfig, RunConfig
 from kaizen.continual.learner import build_learner
+from kaizen.continual.method import TaskClasses
 from kaizen.continual.methods import build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, total_loss
@@ -104,7 +105,7 @@ def color_jitter(image: Image.Image, config: AugmentConfig) -> Image.Image:
 class ViewTransform:
     """One augmented view of a PIL image as a normalised float32 tensor (C, H, W).
 
-    The same distribution as one view of :class:`~kaizen.data.augment.TwoViewAugment`: random
+    The same distribution as one view of :class:`~kaizen.data.augment.ViewAugment`: random
     resized crop, colour jitter, grayscale, blur, solarisation, horizontal flip, in that order.
     """
 
@@ -252,7 +253,7 @@ def _run_reference(
     teacher = Teacher.snapshot(learner).to(device) if method.has_part("teacher") else None
     optimizer = build_optimizer(learner, config.optim, config.train.batch_size)
     schedule = TaskSchedule(optimizer, config.optim, warmup + steps, 1)
-    terms = method.terms(learner, teacher, range(data.num_classes // 2))
+    terms = method.terms(learner, teacher, TaskClasses(range(data.num_classes // 2)))
     with_distill = any(term.name == "feature_distill" for term in terms)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     batches = _batches(config, data, warmup + steps, num_workers, device)

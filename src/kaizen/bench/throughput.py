@@ -20,6 +20,7 @@ from torch import Tensor
 from kaizen.bench.measure import PeakMemory, input_record, step_record, time_steps, torch_threads
 from kaizen.config import RunConfig
 from kaizen.continual.learner import build_learner
+from kaizen.continual.method import TaskClasses
 from kaizen.continual.methods import build_method
 from kaizen.continual.teacher import Teacher
 from kaizen.data.augment import augment_for
@@ -179,7 +180,7 @@ def build_kaizen_step(
         build_optimizer(learner, config.optim, config.train.batch_size)
     )
     schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
-    terms = method.terms(learner, teacher, range(data.num_classes // 2))
+    terms = method.terms(learner, teacher, TaskClasses(range(data.num_classes // 2)))
     train_step = TrainStep(
         fabric,
         learner,

@@ -118,6 +118,30 @@ def normalised_logits(logits: Tensor, task_blocks: Sequence[Tensor], temperature
     return logits / (norms.mean(dim=1, keepdim=True) * temperature + 1e-12)
 
 
+def shrunk_means(task_index: int, block_tasks: Sequence[int]) -> list[float]:
+    """SLCA's mean shrinkage at task t: the means of task i's classes are multiplied by
+    0.9 + 0.1 (i + 1) / (t + 1) before sampling, so that older classes, whose statistics come
+    from an older backbone, are drawn closer to the origin (1 for the current task)."""
+    return [0.9 + 0.1 * (i + 1) / (task_index + 1) for i in block_tasks]
+
+
+def sampled_feature_factors(
+    ages: Tensor, feature_scale: float, generator: torch.Generator
+) -> Tensor:
+    """SLCA++'s old-task feature scaling during alignment: a feature sampled for a class whose
+    task ended ``age`` tasks ago is multiplied by 1 / (1 + u age), u ~ U[mu - 0.01, mu + 0.01]
+    per sample, mu = ``feature_scale``. Shapes: ages (N,) -> factors (N,) float32."""
+    jitter = torch.rand(len(ages), generator=generator) - 0.5
+    return 1.0 / (1.0 + (feature_scale + 0.02 * jitter) * ages)
+
+
+def inference_input_scales(task_index: int, feature_scale: float, tasks: int) -> Tensor:
+    """SLCA++'s fixed inference multipliers after the alignment at task t: head i reads the
+    features times 1 + mu (t - i) (1 for the current task). Shapes: -> (tasks,) float32."""
+    ages = (task_index - torch.arange(tasks)).clamp_min(0)
+    return 1.0 + feature_scale * ages.float()
+
+
 def align_classifier(
     classifier: nn.Module,
     statistics: ClassStatistics,
@@ -128,20 +152,38 @@ def align_classifier(
     epochs: int = 5,
     lr: float = 0.01,
     momentum: float = 0.9,
+    weight_decay: float = 0.0,
     temperature: float = 0.1,
     batch_size: int = 128,
+    mean_factors: Sequence[float] | None = None,
+    ages: Sequence[int] | None = None,
+    feature_scale: float = 0.0,
 ) -> None:
-    """Train ``classifier`` (features (N, D) -> logits (N, K)) in place on features sampled
-    from the statistics of every class of ``task_classes`` (the classes of tasks 0..t).
+    """Train every parameter of ``classifier`` (features (N, D) -> logits (N, K)) in place on
+    features sampled from the statistics of every class of ``task_classes`` (the classes of
+    the task blocks 0..t); parameters frozen for training are trained too and frozen again.
 
     SGD with cosine decay over all steps; cross-entropy of :func:`normalised_logits` restricted
-    to the seen classes. Every seen class must have statistics.
+    to the seen classes. Every seen class must have statistics. Per task block,
+    ``mean_factors`` multiplies the class means (:func:`shrunk_means`) and ``ages`` (tasks
+    since the block's task) drive SLCA++'s scaling of the sampled features
+    (:func:`sampled_feature_factors`) when ``feature_scale`` > 0.
     """
     seen = [label for classes in task_classes for label in classes]
     missing = [label for label in seen if label not in statistics.means]
     if missing:
         raise ValueError(f"classes without statistics cannot be aligned: {missing}")
     features, labels = statistics.sample(seen, samples_per_class, generator)
+    block_of_row = torch.cat(
+        [torch.full((len(c) * samples_per_class,), b) for b, c in enumerate(task_classes)]
+    )
+    if mean_factors is not None:
+        means = torch.stack([statistics.means[int(label)] for label in labels]).float()
+        factors = torch.tensor(mean_factors, dtype=torch.float32)[block_of_row]
+        features = features + (factors - 1.0).unsqueeze(1) * means
+    if feature_scale > 0 and ages is not None:
+        row_ages = torch.tensor(list(ages), dtype=torch.float32)[block_of_row]
+        features = features * sampled_feature_factors(row_ages, feature_scale, generator)[:, None]
     device = next(classifier.parameters()).device
     features, labels = features.to(device), labels.to(device)
     column = {label: i for i, label in enumerate(seen)}
@@ -151,8 +193,11 @@ def align_classifier(
     for classes in task_classes:
         blocks.append(torch.arange(start, start + len(classes), device=device))
         start += len(classes)
-    parameters = [p for p in classifier.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum)
+    parameters = list(classifier.parameters())
+    trainable = [p.requires_grad for p in parameters]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(features) / batch_size)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
     for _ in range(epochs):
@@ -164,3 +209,5 @@ def align_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
+    for parameter, flag in zip(parameters, trainable, strict=True):
+        parameter.requires_grad_(flag)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from kaizen.config import RunConfig
 from kaizen.errors import ConfigError
 from kaizen.models.backbones import build_backbone, load_backbone_weights
-from kaizen.models.heads import Classifier
+from kaizen.models.heads import Classifier, TaskHeads
 from kaizen.ssl.base import SSLMethod
 from kaizen.ssl.distill import distill_predictor
 from kaizen.ssl.registry import build_ssl_method
@@ -43,7 +43,7 @@ class Learner(nn.Module):
     Args:
         backbone: (N, C, H, W) -> (N, F), with attribute ``feature_dim``.
         ssl: the SSL method owning the projector (F -> D) and its own heads.
-        classifier: (N, F) -> (N, K), one head over all classes.
+        classifier: (N, F) -> (N, K), over all classes (one head, or one per task).
         predictor: (N, D) -> (N, D), maps current projections into the previous model's space.
         end_to_end: let the classifier's gradient reach the backbone.
     """
@@ -52,7 +52,7 @@ class Learner(nn.Module):
         self,
         backbone: nn.Module,
         ssl: SSLMethod,
-        classifier: Classifier,
+        classifier: Classifier | TaskHeads,
         predictor: nn.Module,
         end_to_end: bool = False,
     ) -> None:
@@ -90,12 +90,17 @@ class Learner(nn.Module):
 
 
 def build_learner(
-    config: RunConfig, in_channels: int, num_classes: int, data_image_size: int | None = None
+    config: RunConfig,
+    in_channels: int,
+    num_classes: int,
+    data_image_size: int | None = None,
+    task_classes: Sequence[Sequence[int]] | None = None,
 ) -> Learner:
     """A freshly initialised learner for ``config``.
 
     A Vision Transformer is built for ``model.image_size``, or else for ``data_image_size``
-    (the side of the data's images, which then reach it unresized).
+    (the side of the data's images, which then reach it unresized). Per-task heads
+    (``model.heads=per-task``) are cut along ``task_classes``, the classes of each task.
     """
     model = config.model
     image_size = model.image_size or data_image_size
@@ -111,11 +116,22 @@ def build_learner(
         in_channels=in_channels,
         image_size=image_size or 224,
         patch_size=model.patch_size,
+        depth=model.depth,
     )
     if model.weights is not None:
         load_backbone_weights(backbone, model.weights)
     ssl = build_ssl_method(config.ssl, backbone.feature_dim)
     ssl.attach_backbone(backbone)
-    classifier = Classifier(backbone.feature_dim, num_classes, model.classifier_hidden_dim)
-    predictor = distill_predictor(ssl.output_dim, config.strategy.distill_predictor_hidden_dim)
+    classifier: Classifier | TaskHeads
+    if model.heads == "per-task":
+        if task_classes is None:
+            raise ValueError("per-task heads need the classes of each task")
+        classifier = TaskHeads(backbone.feature_dim, num_classes, task_classes)
+    else:
+        classifier = Classifier(backbone.feature_dim, num_classes, model.classifier_hidden_dim)
+    predictor = (
+        nn.Identity()
+        if ssl.distill_kind == "none"
+        else distill_predictor(ssl.output_dim, config.strategy.distill_predictor_hidden_dim)
+    )
     return Learner(backbone, ssl, classifier, predictor, config.strategy.end_to_end)

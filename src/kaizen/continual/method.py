@@ -51,11 +51,31 @@ class RunContext:
         tasks = self.stream.tasks[: self.current.index]
         return sorted({c for earlier in tasks for c in earlier.classes})
 
+    @property
+    def task_classes(self) -> TaskClasses:
+        """The earlier tasks' classes and the current task's."""
+        return TaskClasses(self.earlier_classes, sorted(self.current.classes))
+
+
+@dataclass(frozen=True)
+class TaskClasses:
+    """The classes a task's loss terms may single out.
+
+    Attributes:
+        earlier: sorted classes of the tasks before the current one.
+        current: sorted classes of the current task.
+    """
+
+    earlier: Sequence[int]
+    current: Sequence[int] = ()
+
 
 class Part:
     """One optional piece of a method with its own state; every hook does nothing by default.
 
-    Hooks in the order the trainer calls them for a task: :meth:`start_task` (not when the
+    :meth:`prepare_learner` is called on every newly built learner, before its weights are
+    restored from a checkpoint. Then, in the order the trainer calls them for a task:
+    :meth:`start_task` (not when the
     task resumes from a checkpoint taken inside it: the state is then restored instead),
     :meth:`parameter_groups`, then each step :meth:`step_rows` and :meth:`transform`, and
     finally :meth:`end_task` (after training, before the evaluation) and :meth:`report`.
@@ -67,6 +87,9 @@ class Part:
 
     def validate(self, stream: Stream) -> None:
         """Refuse, before anything is written, data this part cannot work with (ConfigError)."""
+
+    def prepare_learner(self, learner: Learner) -> None:
+        """Change a newly built learner's structure or trainable parameters, in place."""
 
     def start_task(self, run: RunContext) -> None:
         """Prepare the task ``run.task`` before its optimiser is built."""
@@ -109,9 +132,9 @@ class Part:
         """Restore :meth:`state_dict`; ``run`` gives the restored learner and the device."""
 
 
-TermsFn = Callable[[Learner, "Teacher | None", Sequence[int]], list[WeightedTerm]]
+TermsFn = Callable[[Learner, "Teacher | None", TaskClasses], list[WeightedTerm]]
 """The weighted loss terms of a task: given the learner, the task's teacher (None: no
-distillation) and the classes of the earlier tasks."""
+distillation) and the classes of the earlier and the current tasks."""
 
 
 @dataclass
@@ -124,6 +147,7 @@ class Method:
         parts: the method's parts, called in this order.
         cumulative_data: train on every task so far (else on the current task only).
         fresh_learner: start every task from a newly initialised learner.
+        needs_ssl: the method has self-supervised terms (``ssl.method=none`` cannot run it).
     """
 
     name: str
@@ -131,6 +155,7 @@ class Method:
     parts: list[Part] = field(default_factory=list)
     cumulative_data: bool = False
     fresh_learner: bool = False
+    needs_ssl: bool = False
 
     @property
     def teacher(self) -> Teacher | None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from kaizen.config import StrategyConfig
 from kaizen.continual.learner import Learner
-from kaizen.continual.method import TermsFn
+from kaizen.continual.method import TaskClasses, TermsFn
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import (
     WeightedTerm,
@@ -26,11 +26,11 @@ from kaizen.continual.terms import (
 
 
 def ssl_and_classifier(config: StrategyConfig, learner: Learner) -> list[WeightedTerm]:
-    """L_ssl and w_cls * L_cls."""
-    return [
-        WeightedTerm("ssl", 1.0, ssl_term(learner)),
-        WeightedTerm("classifier", config.classifier_weight, classifier_term),
-    ]
+    """L_ssl (unless ``ssl.method=none``) and w_cls * L_cls."""
+    classifier = WeightedTerm("classifier", config.classifier_weight, classifier_term)
+    if not learner.ssl.has_loss:
+        return [classifier]
+    return [WeightedTerm("ssl", 1.0, ssl_term(learner)), classifier]
 
 
 def feature_distillation(config: StrategyConfig, learner: Learner) -> WeightedTerm:
@@ -69,13 +69,13 @@ def distilled_objective(
     """SSL + classifier, plus the chosen distillations whenever the task has a teacher."""
 
     def terms(
-        learner: Learner, teacher: Teacher | None, earlier_classes: Sequence[int]
+        learner: Learner, teacher: Teacher | None, classes: TaskClasses
     ) -> list[WeightedTerm]:
         chosen = ssl_and_classifier(config, learner)
         if teacher is not None and feature_distill:
             chosen.append(feature_distillation(config, learner))
         if teacher is not None and classifier_distill:
-            chosen.append(classifier_distillation(config, earlier_classes, replay_rows_only))
+            chosen.append(classifier_distillation(config, classes.earlier, replay_rows_only))
         return chosen
 
     return terms

@@ -17,8 +17,13 @@ ONE_HOT_FLOOR = 1e-4
 
 
 def symmetric_cross_entropy(logits: Tensor, labels: Tensor, alpha: float, beta: float) -> Tensor:
-    """Mean SCE over the batch: logits (N, K), labels (N,) in [0, K) -> scalar."""
+    """SCE averaged over the labelled rows: logits (N, K), labels (N,) in [0, K) or -1 for a
+    row that does not count -> scalar (0 when no row counts)."""
+    counted = labels >= 0
     probabilities = F.softmax(logits.float(), dim=1)
-    one_hot = F.one_hot(labels, logits.shape[1]).float().clamp(min=ONE_HOT_FLOOR, max=1.0)
-    reverse = -(probabilities * torch.log(one_hot)).sum(dim=1).mean()
-    return alpha * F.cross_entropy(logits.float(), labels) + beta * reverse
+    one_hot = F.one_hot(labels.clamp_min(0), logits.shape[1]).float()
+    one_hot = one_hot.clamp(min=ONE_HOT_FLOOR, max=1.0)
+    reverse = -(probabilities * torch.log(one_hot)).sum(dim=1)
+    forward = F.cross_entropy(logits.float(), labels, ignore_index=-1, reduction="none")
+    per_row = alpha * forward + beta * reverse * counted
+    return per_row.sum() / counted.sum().clamp_min(1)

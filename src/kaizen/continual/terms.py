@@ -4,7 +4,8 @@ The Kaizen objective (Tang et al., WACV 2024, Eq. 1) at task t >= 1 is
 
     L = L_ssl + lambda_fe * L_fe_kd + w_cls * L_cls + lambda_c * L_cls_kd
 
-Each term below is one summand. All take both views stacked: 2M rows, view 1 first.
+Each term below is one summand. All take the views stacked: V M rows for V views of M images
+(V = 2 for the SSL methods, 1 without them), view 1 first.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kaizen.continual.learner import Learner, LearnerOutputs
+from kaizen.continual.symmetric_ce import symmetric_cross_entropy
 from kaizen.continual.teacher import TeacherOutputs
 from kaizen.ssl.distill import distill_loss
 
@@ -26,11 +28,13 @@ class StepTensors:
     """Everything the terms of one step read.
 
     Attributes:
-        views: (2M, C, H, W) augmented, normalised views.
-        labels: (2M,) int64 labels of the rows, -1 where unlabelled.
+        views: (V M, C, H, W) augmented, normalised views.
+        labels: (V M,) int64 labels of the rows, -1 where unlabelled.
         student: the learner's outputs on ``views``.
         teacher: the frozen previous model's outputs on ``views``, or None at the first task.
-        replayed: (2M,) bool, True on the rows of replayed images; None when nothing is replayed.
+        replayed: (V M,) bool, True on the rows of replayed images; None when nothing is
+            replayed.
+        views_per_image: V.
     """
 
     views: Tensor
@@ -38,17 +42,18 @@ class StepTensors:
     student: LearnerOutputs
     teacher: TeacherOutputs | None
     replayed: Tensor | None = None
+    views_per_image: int = 2
 
 
-def classifier_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """L_cls: cross-entropy on labelled rows, averaged per view and summed over the two views.
+def classifier_cross_entropy(logits: Tensor, labels: Tensor, views_per_image: int = 2) -> Tensor:
+    """L_cls: cross-entropy on labelled rows, averaged per view and summed over the views.
 
     Kaizen (Tang et al., WACV 2024), Sec. 3.2. Rows with label -1 do not count; a batch with
     no labelled row gives 0 (with a graph), never NaN.
 
-    Shapes: logits (2M, K), labels (2M,) -> scalar.
+    Shapes: logits (V M, K), labels (V M,) -> scalar.
     """
-    labelled_per_view = (labels >= 0).sum() / 2
+    labelled_per_view = (labels >= 0).sum() / views_per_image
     total = F.cross_entropy(logits.float(), labels, ignore_index=-1, reduction="sum")
     return total / labelled_per_view.clamp_min(1)
 
@@ -110,7 +115,7 @@ def feature_distill_term(kind: str, temperature: float) -> TermFn:
 
 def classifier_term(step: StepTensors) -> Tensor:
     """L_cls on the step's rows."""
-    return classifier_cross_entropy(step.student.logits, step.labels)
+    return classifier_cross_entropy(step.student.logits, step.labels, step.views_per_image)
 
 
 def classifier_distill_term(
@@ -144,6 +149,36 @@ def classifier_distill_term(
             logits = logits.index_select(1, columns[device])
             teacher_logits = teacher_logits.index_select(1, columns[device])
         return soft_label_distillation(logits, teacher_logits, temperature, rows)
+
+    return term
+
+
+def current_task_term(
+    current_classes: Sequence[int], loss: str, alpha: float = 1.0, beta: float = 0.1
+) -> TermFn:
+    """SLCA's training loss (Zhang et al., ICCV 2023): cross-entropy over the current task's
+    logits only, so earlier heads' logits neither compete nor receive gradient; with ``loss``
+    "sce", SLCA++'s symmetric cross-entropy alpha CE + beta RCE
+    (:func:`~kaizen.continual.symmetric_ce.symmetric_cross_entropy`). Rows unlabelled or of
+    another task's class do not count; averaged over the rows that do (0 when none does)."""
+    columns: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def term(step: StepTensors) -> Tensor:
+        logits, labels = step.student.logits, step.labels
+        device = logits.device
+        if device not in columns:
+            position = torch.full((logits.shape[1] + 1,), -1, dtype=torch.int64, device=device)
+            chosen = torch.tensor(list(current_classes), device=device)
+            position[chosen] = torch.arange(len(chosen), device=device)
+            columns[device] = (chosen, position)
+        chosen, position = columns[device]
+        targets = position[torch.where(labels >= 0, labels, logits.shape[1])]
+        current = logits.index_select(1, chosen)
+        if loss == "sce":
+            return symmetric_cross_entropy(current, targets, alpha, beta)
+        return F.cross_entropy(current.float(), targets, ignore_index=-1, reduction="sum") / (
+            (targets >= 0).sum().clamp_min(1)
+        )
 
     return term
 

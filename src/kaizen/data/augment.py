@@ -74,23 +74,30 @@ def _view_pipeline(
     return nn.Sequential(*ops)
 
 
-class TwoViewAugment(nn.Module):
-    """Two independently augmented, normalised views of a batch, for the SSL terms.
+class ViewAugment(nn.Module):
+    """Independently augmented, normalised views of a batch: two for the SSL terms, or one
+    (the first view's pipeline) for a learner without them.
 
     View 1 and view 2 may differ in solarisation and blur probability (asymmetric
     augmentation as in BYOL). Grayscale images are jittered in brightness and contrast only.
 
-    Shapes: (N, C, H, W) uint8 -> (2N, C, H, W) float32; rows 0..N-1 are view 1, N..2N-1 view 2.
+    Shapes: (N, C, H, W) uint8 -> (V N, C, H, W) float32 for V views; rows 0..N-1 are view 1,
+    N..2N-1 view 2.
     """
 
     def __init__(
-        self, config: AugmentConfig, size: tuple[int, int], channels: int, normalize: Normalize
+        self,
+        config: AugmentConfig,
+        size: tuple[int, int],
+        channels: int,
+        normalize: Normalize,
+        num_views: int = 2,
     ) -> None:
         super().__init__()
         self.channels = channels
+        pipelines = list(zip(config.solarize_prob, config.blur_prob, strict=True))[:num_views]
         self.views = nn.ModuleList(
-            _view_pipeline(config, size, channels, solarize, blur)
-            for solarize, blur in zip(config.solarize_prob, config.blur_prob, strict=True)
+            _view_pipeline(config, size, channels, solarize, blur) for solarize, blur in pipelines
         )
         self.normalize = normalize
 
@@ -106,10 +113,11 @@ class TwoViewAugment(nn.Module):
 
 
 def augment_for(
-    config: AugmentConfig, images: Tensor, input_size: int | None = None
-) -> TwoViewAugment:
-    """:class:`TwoViewAugment` for uint8 ``images`` (N, C, H, W), normalised with their own
-    per-channel statistics (:func:`channel_stats`); its ``normalize`` also serves evaluation.
+    config: AugmentConfig, images: Tensor, input_size: int | None = None, num_views: int = 2
+) -> ViewAugment:
+    """:class:`ViewAugment` of ``num_views`` views for uint8 ``images`` (N, C, H, W), normalised
+    with their own per-channel statistics (:func:`channel_stats`); its ``normalize`` also
+    serves evaluation.
 
     With ``input_size``, the views come out ``input_size`` square (the random crop resizes to
     it) and ``normalize`` resizes and centre-crops test images to it; otherwise both keep the
@@ -117,4 +125,4 @@ def augment_for(
     """
     size = (images.shape[2], images.shape[3]) if input_size is None else (input_size,) * 2
     normalize = Normalize(*channel_stats(images), size=input_size)
-    return TwoViewAugment(config, size, images.shape[1], normalize)
+    return ViewAugment(config, size, images.shape[1], normalize, num_views)

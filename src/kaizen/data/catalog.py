@@ -66,7 +66,9 @@ def _read(config: DataConfig, seed: int) -> LabelledData:
     if name in ("cifar10", "cifar100"):
         return read_cifar(_required_path(config))
     if name == "image-folder":
-        return read_image_folder(_required_path(config), config.image_size, config.cache_dir)
+        return read_image_folder(
+            _required_path(config), config.image_size, config.cache_dir, config.test_fraction
+        )
     if name == "npz":
         return read_npz(_required_path(config), test_fraction=config.test_fraction, seed=seed)
     synthetic = config.synthetic

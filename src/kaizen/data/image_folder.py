@@ -1,8 +1,10 @@
 """Class-per-folder image trees (ImageNet-100 style), decoded once and optionally cached.
 
 Layout: ``root/train/<class>/<image>`` and ``root/val/<class>/<image>`` (``test`` may replace
-``val``). Decoded tensors can be cached in a ``.pt`` file keyed by the files' paths, sizes and
-modification times, so a changed tree is decoded again.
+``val``), or ``root/<class>/<image>`` alone (ImageNet-R as distributed), whose images are split
+per class into train and test by a fixed shuffle, the same for every run. Decoded tensors can be
+cached in a ``.pt`` file keyed by the files' paths, splits, sizes and modification times, so a
+changed tree is decoded again.
 """
 
 from __future__ import annotations
@@ -39,24 +41,29 @@ class _ImageFile:
 
 
 def read_image_folder(
-    root: Path, image_size: int | None = None, cache_dir: Path | None = None
+    root: Path,
+    image_size: int | None = None,
+    cache_dir: Path | None = None,
+    test_fraction: float = 0.2,
 ) -> LabelledData:
     """Decode a class-per-folder image tree.
 
-    Class names are the sorted folder names under ``root/train``. Images are RGB, or
-    single-channel when every image is grayscale.
+    Class names are the sorted folder names under ``root/train`` (or ``root``). Images are RGB,
+    or single-channel when every image is grayscale.
 
     Args:
-        root: folder holding ``train`` and ``val`` (or ``test``).
+        root: folder holding ``train`` and ``val`` (or ``test``), or the class folders alone.
         image_size: when given, resize each image's shorter side to it and centre-crop to
             image_size x image_size; when None, all images must share one size.
         cache_dir: folder for a cache of the decoded tensors; None disables caching.
+        test_fraction: share of each class's images held out for testing when ``root`` holds
+            the class folders alone (DualPrompt's ImageNet-R split is 0.2).
 
     Returns:
         Data named after ``root`` with images of shape (N, C, H, W), C in {1, 3}, and labels
         of shape (N,).
     """
-    class_names, files = _list_tree(root)
+    class_names, files = _list_tree(root, test_fraction)
     cache_path = None
     if cache_dir is not None:
         _make_cache_dir(cache_dir)
@@ -75,14 +82,17 @@ def read_image_folder(
 # --------------------------------------------------------------------------------------------
 
 
-def _list_tree(root: Path) -> tuple[tuple[str, ...], list[_ImageFile]]:
+def _list_tree(root: Path, test_fraction: float) -> tuple[tuple[str, ...], list[_ImageFile]]:
     """The class names and every image file of both splits, in a fixed order."""
     train_dir = root / "train"
     test_dir = next((root / name for name in _TEST_FOLDERS if (root / name).is_dir()), None)
+    if not train_dir.is_dir() and test_dir is None and _class_folders(root):
+        return _list_unsplit_tree(root, test_fraction)
     if not train_dir.is_dir() or test_dir is None:
         raise DataError(
             f"{root} is not an image-folder tree: expected {root}/train/<class>/<images> and "
-            f"{root}/val/<class>/<images> (or test/); point data.path at the folder holding them"
+            f"{root}/val/<class>/<images> (or test/), or {root}/<class>/<images>; point "
+            "data.path at the folder holding them"
         )
     class_names = tuple(_class_folders(train_dir))
     if not class_names:
@@ -108,6 +118,32 @@ def _list_tree(root: Path) -> tuple[tuple[str, ...], list[_ImageFile]]:
         files += [
             _ImageFile(path, label_of[class_name], is_test=True)
             for path in _image_files(test_dir / class_name)
+        ]
+    return class_names, files
+
+
+def _list_unsplit_tree(
+    root: Path, test_fraction: float
+) -> tuple[tuple[str, ...], list[_ImageFile]]:
+    """``root/<class>/<images>`` cut per class: a shuffle seeded by the class's position puts
+    ``round(test_fraction * n)`` of its ``n`` images (at least one, and one fewer than all)
+    in the test split."""
+    class_names = tuple(_class_folders(root))
+    files = []
+    for label, class_name in enumerate(class_names):
+        images = _image_files(root / class_name)
+        if len(images) < 2:
+            raise DataError(
+                f"{root / class_name} holds {len(images)} image(s): a class needs at least 2 to "
+                "be split into train and test; add images or give train/ and val/ folders"
+            )
+        held_out = min(max(round(test_fraction * len(images)), 1), len(images) - 1)
+        order = np.random.RandomState(label).permutation(len(images))
+        is_test = np.zeros(len(images), dtype=bool)
+        is_test[order[:held_out]] = True
+        files += [
+            _ImageFile(path, label, is_test=bool(test))
+            for path, test in zip(images, is_test, strict=True)
         ]
     return class_names, files
 
@@ -201,12 +237,13 @@ def _stack(pixels: list[np.ndarray], channels: int, size: tuple[int, int]) -> np
 
 
 def _cache_key(root: Path, image_size: int | None, files: list[_ImageFile]) -> str:
-    """A sha256 hex digest of the resolved root, the size and every file's path, size and mtime."""
+    """A sha256 hex digest of the resolved root, the size and every file's path, split, size and
+    mtime."""
     digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{root.resolve()}\n{image_size}\n".encode())
     for file in files:
         stat = file.path.stat()
         relative = file.path.relative_to(root).as_posix()
-        digest.update(f"{relative}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+        digest.update(f"{relative}\t{file.is_test}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,8 +38,32 @@ class Task:
         return self.train_indices[self.labelled]
 
 
+def _permutation(
+    num_classes: int, config: ScenarioConfig, seed: int, generator: torch.Generator
+) -> Tensor:
+    """The seeded order of the classes: ``scenario.class_permutation``'s generator."""
+    if config.class_permutation == "numpy":
+        return torch.from_numpy(np.random.RandomState(seed).permutation(num_classes))
+    return torch.randperm(num_classes, generator=generator)
+
+
+def _split_classes(order: Tensor, config: ScenarioConfig) -> list[Tensor]:
+    """``order`` cut into ``num_tasks`` groups: of ``classes_per_task`` each but the last, or
+    near-equal."""
+    size = config.classes_per_task
+    if size is None:
+        return list(torch.tensor_split(order, config.num_tasks))
+    tasks = -(-len(order) // size)
+    if tasks != config.num_tasks:
+        raise ConfigError(
+            f"scenario.classes_per_task={size} cuts {len(order)} classes into {tasks} tasks but "
+            f"scenario.num_tasks is {config.num_tasks}; set scenario.num_tasks={tasks}"
+        )
+    return list(torch.split(order, size))
+
+
 def _class_order(
-    data: LabelledData, config: ScenarioConfig, generator: torch.Generator
+    data: LabelledData, config: ScenarioConfig, seed: int, generator: torch.Generator
 ) -> list[list[int]]:
     num_classes = data.num_classes
     if config.class_order is not None:
@@ -64,8 +89,7 @@ def _class_order(
             f"scenario.num_tasks={config.num_tasks} exceeds the {num_classes} classes of "
             f"{data.name}; use at most {num_classes} class-incremental tasks"
         )
-    order = torch.randperm(num_classes, generator=generator).tolist()
-    chunks = torch.tensor_split(torch.tensor(order), config.num_tasks)
+    chunks = _split_classes(_permutation(num_classes, config, seed, generator), config)
     return [chunk.tolist() for chunk in chunks]
 
 
@@ -87,8 +111,9 @@ def _shards(count: int, num_tasks: int, generator: torch.Generator) -> list[Tens
 def build_scenario(data: LabelledData, config: ScenarioConfig, seed: int) -> list[Task]:
     """The task sequence for ``data``, deterministic for ``seed``.
 
-    Class-incremental: the classes (a seeded permutation split into ``num_tasks`` near-equal
-    groups, or ``class_order``) are divided among tasks; each task's train and test sets hold its
+    Class-incremental: the classes (a seeded permutation of ``class_permutation``'s generator,
+    split into ``num_tasks`` near-equal groups or groups of ``classes_per_task``, or
+    ``class_order``) are divided among tasks; each task's train and test sets hold its
     classes' images. Data-incremental: the training and test splits are each cut into
     ``num_tasks`` seeded random equal shards over all classes.
     """
@@ -96,7 +121,7 @@ def build_scenario(data: LabelledData, config: ScenarioConfig, seed: int) -> lis
     train_labels, test_labels = data.train.labels, data.test.labels
     tasks = []
     if config.kind == "class-incremental":
-        for index, classes in enumerate(_class_order(data, config, generator)):
+        for index, classes in enumerate(_class_order(data, config, seed, generator)):
             train = _indices_of(train_labels, classes)
             test = _indices_of(test_labels, classes)
             tasks.append((index, tuple(sorted(classes)), train, test))

@@ -88,8 +88,13 @@ def _split_decay(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[n
     return weights, others
 
 
+CLASSIFIER_GROUP = "classifier"
+"""The ``name`` of the classifier's parameter group."""
+
+
 def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> list[dict]:
-    """Feature-extractor and classifier groups, each with its base lr in ``initial_lr``.
+    """Feature-extractor and classifier groups, each with its base lr in ``initial_lr`` and a
+    ``name`` (``extractor``, ``extractor_no_decay``, :data:`CLASSIFIER_GROUP`).
 
     The feature extractor (backbone, SSL heads, distillation predictor) uses ``lr`` scaled by
     batch/256; biases and norms take no weight decay and no LARS scaling. The classifier uses
@@ -101,9 +106,22 @@ def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> 
     weights, others = _split_decay(extractor)
     lr = config.lr * scale
     return [
-        {"params": weights, "initial_lr": lr, "weight_decay": config.weight_decay, "lars": True},
-        {"params": others, "initial_lr": lr, "weight_decay": 0.0, "lars": False},
         {
+            "name": "extractor",
+            "params": weights,
+            "initial_lr": lr,
+            "weight_decay": config.weight_decay,
+            "lars": True,
+        },
+        {
+            "name": "extractor_no_decay",
+            "params": others,
+            "initial_lr": lr,
+            "weight_decay": 0.0,
+            "lars": False,
+        },
+        {
+            "name": CLASSIFIER_GROUP,
             "params": [p for p in learner.classifier.parameters() if p.requires_grad],
             "initial_lr": config.classifier_lr,
             "weight_decay": config.classifier_weight_decay,
@@ -158,8 +176,15 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, start: float, end:
     return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def step_factor(epoch: int, milestones: list[int], decay: float) -> float:
+    """Multiplier of the step schedule at ``epoch``: ``decay`` to the number of milestones
+    reached (SLCA's MultiStepLR: the lr drops at the start of each milestone epoch)."""
+    return decay ** sum(epoch >= milestone for milestone in milestones)
+
+
 class TaskSchedule:
-    """Sets every group's lr from :func:`lr_factor` at each step of one task."""
+    """Sets every group's lr at each step of one task: :func:`lr_factor` (warm-up, cosine),
+    or with ``optim.schedule=step`` the warm-up and then :func:`step_factor`."""
 
     def __init__(
         self,
@@ -169,12 +194,18 @@ class TaskSchedule:
         epochs: int,
     ) -> None:
         self.optimizer = optimizer
+        self.config = config
+        self.steps_per_epoch = steps_per_epoch
         self.total_steps = steps_per_epoch * epochs
         self.warmup_steps = min(self.total_steps, round(config.warmup_epochs * steps_per_epoch))
         self.start = config.warmup_start_lr / config.lr
         self.end = config.min_lr / config.lr
 
     def set(self, step: int) -> None:
-        factor = lr_factor(step, self.total_steps, self.warmup_steps, self.start, self.end)
+        if self.config.schedule == "step" and step >= self.warmup_steps:
+            epoch = step // self.steps_per_epoch
+            factor = step_factor(epoch, self.config.milestones, self.config.lr_decay)
+        else:
+            factor = lr_factor(step, self.total_steps, self.warmup_steps, self.start, self.end)
         for group in self.optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor

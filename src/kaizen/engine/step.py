@@ -14,7 +14,7 @@ from kaizen.config import TrainConfig
 from kaizen.continual.learner import Learner, LearnerOutputs, LossValues
 from kaizen.continual.teacher import Teacher
 from kaizen.continual.terms import StepTensors, WeightedTerm, total_loss
-from kaizen.data.augment import TwoViewAugment
+from kaizen.data.augment import ViewAugment
 
 
 def prepare_learner(learner: Learner, train: TrainConfig) -> Learner:
@@ -44,11 +44,11 @@ class TrainStep:
         teacher: the frozen previous model, or None.
         terms: the weighted loss terms of the task.
         optimizer: the task's optimiser, set up by Fabric.
-        augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W).
+        augment: uint8 (B, C, H, W) -> V normalised views (V B, C, H, W), V the SSL method's.
         channels_last: feed the views in NHWC layout (the learner must be converted too).
         clip_grad_norm: rescale all gradients to at most this global L2 norm before the update
             (after unscaling in 16-bit mixed precision); None: no clipping.
-        transform_views: the method's transform of the views (2B, C, H, W) before the teacher
+        transform_views: the method's transform of the views (V B, C, H, W) before the teacher
             and the loss, under no_grad (LUMP's mixup); None: the views as augmented.
     """
 
@@ -60,7 +60,7 @@ class TrainStep:
         teacher: Teacher | None,
         terms: list[WeightedTerm],
         optimizer: torch.optim.Optimizer,
-        augment: TwoViewAugment,
+        augment: ViewAugment,
         channels_last: bool = False,
         clip_grad_norm: float | None = None,
         transform_views: Callable[[Tensor], Tensor] | None = None,
@@ -97,8 +97,9 @@ class TrainStep:
             if self.transform_views is not None:
                 views = self.transform_views(views)
             views = views.contiguous(memory_format=self.memory_format)
-        labels = labels.repeat(2)
-        replayed_rows = replayed.repeat(2) if replayed is not None else None
+        views_per_image = self.learner.ssl.views
+        labels = labels.repeat(views_per_image)
+        replayed_rows = replayed.repeat(views_per_image) if replayed is not None else None
         with self.fabric.autocast():
             inputs = views
             if self.shared_depth:
@@ -110,7 +111,9 @@ class TrainStep:
                 )
 
             def loss_fn(outputs: LearnerOutputs) -> LossValues:
-                step = StepTensors(views, labels, outputs, teacher_outputs, replayed_rows)
+                step = StepTensors(
+                    views, labels, outputs, teacher_outputs, replayed_rows, views_per_image
+                )
                 return total_loss(self.terms, step)
 
             with record_function("kaizen.forward_and_losses"):

@@ -9,12 +9,13 @@ from lightning.fabric import Fabric
 from torch import Tensor
 
 from kaizen.config import RunConfig
-from kaizen.data.augment import Normalize, TwoViewAugment, augment_for
+from kaizen.data.augment import Normalize, ViewAugment, augment_for
 from kaizen.data.catalog import load_dataset
 from kaizen.data.imageset import LabelledData
 from kaizen.data.scenario import Task, build_scenario
 from kaizen.data.store import ImageStore
 from kaizen.errors import DataError
+from kaizen.ssl.registry import SSL_METHODS
 
 
 @dataclass
@@ -28,7 +29,8 @@ class Stream:
         test_images: uint8 (M, C, H, W) on the device.
         test_labels: int64 (M,) on the device.
         normalize: uint8 -> normalised float, for evaluation.
-        augment: uint8 (B, C, H, W) -> two normalised views (2B, C, H, W), for training.
+        augment: uint8 (B, C, H, W) -> V normalised views (V B, C, H, W), for training (two
+            for the SSL methods, one without them).
         warnings: one-line notes about the data that the run handles and logs.
     """
 
@@ -38,7 +40,7 @@ class Stream:
     test_images: Tensor
     test_labels: Tensor
     normalize: Normalize
-    augment: TwoViewAugment
+    augment: ViewAugment
     warnings: list[str]
 
 
@@ -70,8 +72,9 @@ def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
     data = load_dataset(config.data, config.seed)
     tasks = build_scenario(data, config.scenario, config.seed)
     warnings = _check_tasks(data, tasks)
+    views = SSL_METHODS[config.ssl.method].views
     augment = fabric.to_device(
-        augment_for(config.augment, data.train.images, config.model.image_size)
+        augment_for(config.augment, data.train.images, config.model.image_size, views)
     )
     return Stream(
         data,

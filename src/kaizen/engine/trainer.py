@@ -158,6 +158,7 @@ class ContinualTrainer:
         self.stream: Stream = load_stream(config, self.fabric)
         for part in self.method.parts:
             part.validate(self.stream)
+        self._check_learner()
         self.store = CheckpointStore(
             out_dir / CHECKPOINT_FOLDER, train.keep_checkpoints, self._warn
         )
@@ -218,7 +219,24 @@ class ContinualTrainer:
     def _new_learner(self) -> Learner:
         data = self.stream.data
         side = data.train.images.shape[-1]
-        return build_learner(self.config, data.channels, data.num_classes, side)
+        task_classes = [task.classes for task in self.stream.tasks]
+        learner = build_learner(self.config, data.channels, data.num_classes, side, task_classes)
+        for part in self.method.parts:
+            part.prepare_learner(learner)
+        return learner
+
+    def _check_learner(self) -> None:
+        """Build the learner on the meta device and let every part prepare it, so that a part
+        refusing it (ConfigError) does so before anything is written."""
+        data = self.stream.data
+        model = self.config.model.model_copy(update={"weights": None})
+        config = self.config.model_copy(update={"model": model})
+        task_classes = [task.classes for task in self.stream.tasks]
+        side = data.train.images.shape[-1]
+        with torch.device("meta"):
+            learner = build_learner(config, data.channels, data.num_classes, side, task_classes)
+            for part in self.method.parts:
+                part.prepare_learner(learner)
 
     def _set_learner(self, learner: Learner) -> None:
         self.learner = prepare_learner(learner, self.config.train)
@@ -339,7 +357,7 @@ class ContinualTrainer:
         optimizer = fabric.setup_optimizers(optimizer)
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
         teacher = method.teacher
-        terms = method.terms(self.learner, teacher, self.context.earlier_classes)
+        terms = method.terms(self.learner, teacher, self.context.task_classes)
         train_step = TrainStep(
             fabric,
             self.learner,

@@ -261,6 +261,7 @@ def build_backbone(
     in_channels: int = 3,
     image_size: int = 224,
     patch_size: int = 16,
+    depth: int | None = None,
 ) -> ResNet | ConvNet | VisionTransformer:
     """Build a backbone by name: ``"resnet18"``, ``"resnet50"``, ``"convnet"``, ``"vit_tiny"``,
     ``"vit_small"`` or ``"vit_base"``.
@@ -268,9 +269,10 @@ def build_backbone(
     ``stem`` selects the ResNet input stem (``"cifar"`` or ``"imagenet"``); the ConvNet and the
     ViTs ignore it, but it must still be valid. ``width`` scales the CNNs' channels; a ViT's
     width is in its name, so it must be 1. ``image_size`` (the side of the square input
-    images) and ``patch_size`` are used by the ViTs only. Raises ``ConfigError`` for an unknown
-    name or stem, a ViT width other than 1 or an image size that is not a multiple of the
-    patch size. The returned module maps (N, in_channels, H, W) -> (N, module.feature_dim).
+    images), ``patch_size`` and ``depth`` (blocks; None: 12) are used by the ViTs only.
+    Raises ``ConfigError`` for an unknown name or stem, a ViT width other than 1 or an image
+    size that is not a multiple of the patch size. The returned module maps
+    (N, in_channels, H, W) -> (N, module.feature_dim).
     """
     if name not in BACKBONES:
         raise ConfigError(f"unknown backbone {name!r}; valid backbones: {', '.join(BACKBONES)}")
@@ -287,6 +289,7 @@ def build_backbone(
             patch_size=patch_size,
             image_size=image_size,
             in_channels=in_channels,
+            depth=depth or 12,
         )
     if name == "convnet":
         return ConvNet(width=width, in_channels=in_channels)

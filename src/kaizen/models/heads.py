@@ -1,10 +1,13 @@
-"""MLP heads: projectors, predictors and the classifier."""
+"""MLP heads: projectors, predictors and the classifiers (one head, or one per task)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
+
+from kaizen.errors import ConfigError
 
 
 def mlp(
@@ -56,3 +59,50 @@ class Classifier(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return self.net(features)
+
+
+class TaskHeads(nn.Module):
+    """One linear head per task, read as one classifier over all classes (SLCA, Zhang et al.,
+    ICCV 2023): head i maps features to the logits of task i's classes.
+
+    Heads start as SLCA's: weights from a normal of std 0.02 truncated at +-2 std, biases 0.
+    ``input_scales`` (T,) multiplies the features each head reads: 1 while training; SLCA++'s
+    fixed inference multipliers after alignment.
+
+    Shapes: (N, feature_dim) -> (N, num_classes); column c holds class c's logit (-inf for a
+    class of no task).
+    """
+
+    def __init__(
+        self, feature_dim: int, num_classes: int, task_classes: Sequence[Sequence[int]]
+    ) -> None:
+        super().__init__()
+        flat = [label for classes in task_classes for label in classes]
+        if len(set(flat)) != len(flat) or not all(0 <= c < num_classes for c in flat):
+            raise ConfigError(
+                "model.heads=per-task needs tasks with disjoint classes (a class-incremental "
+                "scenario); use model.heads=single"
+            )
+        self.num_classes = num_classes
+        self.task_classes = [list(classes) for classes in task_classes]
+        self.heads = nn.ModuleList(nn.Linear(feature_dim, len(c)) for c in task_classes)
+        for head in self.heads:
+            nn.init.trunc_normal_(head.weight, std=0.02, a=-0.04, b=0.04)
+            nn.init.zeros_(head.bias)
+        position = {label: i for i, label in enumerate(flat)}
+        column_of = [position.get(c, len(flat)) for c in range(num_classes)]
+        self.register_buffer("column_of", torch.tensor(column_of), persistent=False)
+        self.register_buffer("input_scales", torch.ones(len(task_classes)))
+
+    def forward(self, features: Tensor) -> Tensor:
+        weight = torch.cat([head.weight for head in self.heads])
+        bias = torch.cat([head.bias for head in self.heads])
+        scales = torch.cat(
+            [
+                scale.expand(len(classes))
+                for scale, classes in zip(self.input_scales, self.task_classes, strict=True)
+            ]
+        )
+        logits = (features @ weight.T) * scales + bias
+        padding = logits.new_full((len(logits), 1), float("-inf"))
+        return torch.cat([logits, padding], dim=1).index_select(1, self.column_of)

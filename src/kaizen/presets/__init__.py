@@ -8,6 +8,10 @@ differ, and VICReg's augmentations), the family's own overlays for that method a
 in ``<family>/<ssl>.yaml`` and ``<family>/<strategy>.yaml`` when it has them (on Fashion-MNIST
 each method's own settings, such as the MoCo queue, and VICReg's gradient clipping; LUMP's paper
 settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
+
+``slca-<benchmark>-<strategy>`` are SLCA's and SLCA++'s benchmarks (a pre-trained ViT-B/16, no
+SSL): ``slca.yaml``, then ``slca/<benchmark>.yaml``, ``slca/<strategy>.yaml`` and
+``slca/<benchmark>-<strategy>.yaml`` where they exist.
 """
 
 from __future__ import annotations
@@ -26,10 +30,33 @@ SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
 PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "lump")
 DEMO = ("fmnist", "simclr", "kaizen")
+SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196")
+SLCA_STRATEGIES = ("seqft", "sl", "slca", "slcapp", "joint")
 
 
 def _preset_dir() -> Path:
     return Path(str(resources.files("kaizen.presets")))
+
+
+def _merged(files: list[Path]) -> dict[str, Any]:
+    """The trees of those ``files`` that exist, each merged over the ones before it."""
+    tree: dict[str, Any] = {}
+    for overlay in files:
+        if overlay.exists():
+            tree = deep_merge(tree, load_yaml(overlay))
+    return tree
+
+
+def _slca_preset(benchmark: str, strategy: str) -> dict[str, Any]:
+    folder = _preset_dir()
+    files = [
+        folder / "slca.yaml",
+        *(folder / "slca" / f"{name}.yaml" for name in (benchmark, strategy)),
+        folder / "slca" / f"{benchmark}-{strategy}.yaml",
+    ]
+    return deep_merge(
+        _merged(files), {"name": f"slca-{benchmark}-{strategy}", "strategy": {"name": strategy}}
+    )
 
 
 def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
@@ -41,12 +68,8 @@ def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
         *(folder / name / f"{ssl}.yaml" for name in lineage),
         *(folder / name / f"{strategy}.yaml" for name in lineage),
     ]
-    tree: dict[str, Any] = {}
-    for overlay in files:
-        if overlay.exists():
-            tree = deep_merge(tree, load_yaml(overlay))
     return deep_merge(
-        tree,
+        _merged(files),
         {
             "name": f"{family}-{ssl}-{strategy}",
             "ssl": {"method": ssl},
@@ -65,6 +88,11 @@ def preset_names() -> list[str]:
             for ssl in SSL_NAMES
             for strategy in PRESET_STRATEGIES
         ),
+        *(
+            f"slca-{benchmark}-{strategy}"
+            for benchmark in SLCA_BENCHMARKS
+            for strategy in SLCA_STRATEGIES
+        ),
     ]
 
 
@@ -74,9 +102,11 @@ def load_preset(name: str) -> dict[str, Any]:
         return deep_merge(_family_preset(*DEMO), {"name": "demo"})
     parts = name.split("-", 2)
     if len(parts) == 3:
-        family, ssl, strategy = parts
-        if family in FAMILIES and ssl in SSL_NAMES and strategy in PRESET_STRATEGIES:
-            return _family_preset(family, ssl, strategy)
+        family, middle, strategy = parts
+        if family in FAMILIES and middle in SSL_NAMES and strategy in PRESET_STRATEGIES:
+            return _family_preset(family, middle, strategy)
+        if family == "slca" and middle in SLCA_BENCHMARKS and strategy in SLCA_STRATEGIES:
+            return _slca_preset(middle, strategy)
     raise ConfigError(
         f"unknown preset '{name}'; `kaizen presets` lists them, or give the path of a YAML file"
     )

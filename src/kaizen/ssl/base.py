@@ -106,6 +106,8 @@ class SSLMethod(nn.Module, ABC):
             reused for feature distillation.
         uses_momentum: whether the method keeps a momentum encoder.
         default_distill_weight: weight of the feature distillation term (lambda_fe).
+        views: augmented views of each image a training step feeds (the loss pairs them).
+        has_loss: whether the method has a loss (every one but ``none``).
 
     Attributes:
         settings: the method's own record (``kaizen.config.SSL_SETTINGS[name]``).
@@ -117,6 +119,8 @@ class SSLMethod(nn.Module, ABC):
     distill_kind: ClassVar[str]
     uses_momentum: ClassVar[bool] = False
     default_distill_weight: ClassVar[float] = 1.0
+    views: ClassVar[int] = 2
+    has_loss: ClassVar[bool] = True
 
     settings: SSLSettings
     projector: nn.Module
@@ -126,7 +130,7 @@ class SSLMethod(nn.Module, ABC):
         super().__init__()
         self.feature_dim = feature_dim
         self.settings = settings
-        self.output_dim = settings.proj_output_dim
+        self.output_dim = getattr(settings, "proj_output_dim", feature_dim)
 
     def attach_backbone(self, backbone: nn.Module) -> None:
         """Called once after construction with the online backbone; no-op by default."""

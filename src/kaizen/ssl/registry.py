@@ -7,12 +7,13 @@ from kaizen.ssl.barlow import BarlowTwins
 from kaizen.ssl.base import SSLMethod
 from kaizen.ssl.byol import BYOL
 from kaizen.ssl.mocov2plus import MoCoV2Plus
+from kaizen.ssl.none import NoSSL
 from kaizen.ssl.simclr import SimCLR
 from kaizen.ssl.simsiam import SimSiam
 from kaizen.ssl.vicreg import VICReg
 
 SSL_METHODS: dict[str, type[SSLMethod]] = {
-    cls.name: cls for cls in (SimCLR, MoCoV2Plus, BYOL, VICReg, SimSiam, BarlowTwins)
+    cls.name: cls for cls in (SimCLR, MoCoV2Plus, BYOL, VICReg, SimSiam, BarlowTwins, NoSSL)
 }
 
 

@@ -15,4 +15,5 @@ def build(config: RunConfig) -> Method:
         "cassle",
         distilled_objective(config.strategy, feature_distill=True, classifier_distill=False),
         [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
+        needs_ssl=True,
     )

@@ -23,6 +23,7 @@ def _kaizen(config: RunConfig, name: str, replay_rows_only: bool) -> Method:
             replay_rows_only=replay_rows_only,
         ),
         [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
+        needs_ssl=True,
     )
 
 
