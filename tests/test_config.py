@@ -285,9 +285,10 @@ KAIZEN_STRATEGIES = STRATEGIES[:-1]
 KAIZEN_PAPER_PRESETS = [name for name in PAPER_PRESETS if not name.endswith("-lump")]
 """The Kaizen paper's setting; the LUMP presets carry LUMP's."""
 SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196")
+"""The paper's benchmarks; the SLCA family also has the CPU demonstration on Fashion-MNIST."""
 SLCA_PRESETS = [
     f"slca-{benchmark}-{strategy}"
-    for benchmark in SLCA_BENCHMARKS
+    for benchmark in (*SLCA_BENCHMARKS, "fmnist")
     for strategy in ("seqft", "sl", "slca", "slcapp", "joint")
 ]
 
@@ -340,6 +341,14 @@ def test_slca_presets_carry_each_benchmarks_settings(benchmark):
         "per-task",
         "single",
     )
+
+
+def test_the_slca_cpu_demonstration_starts_from_the_projects_own_pretrained_vit():
+    slcapp = build_config(load_preset("slca-fmnist-slcapp"))
+    assert (slcapp.data.name, slcapp.scenario.num_tasks) == ("fashion-mnist", 5)
+    assert (slcapp.model.backbone, slcapp.model.patch_size) == ("vit_tiny", 7)
+    assert str(slcapp.model.weights) == "runs/pretrained/vit"
+    assert slcapp.train.accelerator == "cpu" and slcapp.strategy.name == "slcapp"
 
 
 def test_lump_presets_carry_the_papers_settings():

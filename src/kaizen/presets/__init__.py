@@ -30,7 +30,7 @@ SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
 PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "lump")
 DEMO = ("fmnist", "simclr", "kaizen")
-SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196")
+SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196", "fmnist")
 SLCA_STRATEGIES = ("seqft", "sl", "slca", "slcapp", "joint")
 
 
