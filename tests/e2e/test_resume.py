@@ -191,13 +191,54 @@ def test_three_sigkills_at_random_points_then_resume_give_identical_results(
     config.write_text(yaml.safe_dump(tree))
     kaizen.run(tree, tmp_path / "straight")
     run_dir = tmp_path / "killed"
-    cli = [sys.executable, "-m", "kaizen.cli"]
     rng = random.Random(int.from_bytes(os.urandom(4), "little"))
-    _kill_after_progress([*cli, "run", str(config), "--out", str(run_dir)], run_dir, rng)
+    _kill_after_progress([*CLI, "run", str(config), "--out", str(run_dir)], run_dir, rng)
+    _kill_twice_then_finish(run_dir, rng)
+    assert _results(run_dir) == _results(tmp_path / "straight")
+
+
+CLI = [sys.executable, "-m", "kaizen.cli"]
+
+KILLED_MID_ALIGNMENT = """
+import os, signal, sys
+import kaizen.continual.alignment as alignment
+from kaizen.cli import main
+original, calls = alignment.normalised_logits, {"count": 0}
+def normalised_logits(logits, task_blocks, temperature):
+    # the second alignment step of task 1, whose seen classes form two task blocks
+    calls["count"] += len(task_blocks) == 2
+    if calls["count"] == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(logits, task_blocks, temperature)
+alignment.normalised_logits = normalised_logits
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _kill_twice_then_finish(run_dir: Path, rng: random.Random) -> None:
+    """Resume ``run_dir``, SIGKILL it at two random points, then resume it to the end."""
     for _ in range(2):
-        _kill_after_progress([*cli, "resume", str(run_dir)], run_dir, rng)
-    finished = subprocess.run([*cli, "resume", str(run_dir)], capture_output=True, text=True)
+        _kill_after_progress([*CLI, "resume", str(run_dir)], run_dir, rng)
+    finished = subprocess.run([*CLI, "resume", str(run_dir)], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
+
+
+def test_an_slcapp_run_killed_mid_alignment_then_twice_at_random_resumes_identically(
+    tiny, tmp_path: Path
+) -> None:
+    tree = _resumable(tiny, "slcapp", epochs=6)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    kaizen.run(tree, tmp_path / "straight")
+    run_dir = tmp_path / "killed"
+    command = [sys.executable, "-c", KILLED_MID_ALIGNMENT, "run", str(config), "--out"]
+    killed = subprocess.run([*command, str(run_dir)], capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # killed inside task 1's alignment: task 1's last epoch is saved, its end is not
+    written = _checkpoints_written(run_dir)
+    assert "ckpt-t001-e00005-b0000000.pt.sha256" in written
+    assert not any(name.startswith("ckpt-t002") for name in written)
+    _kill_twice_then_finish(run_dir, random.Random(int.from_bytes(os.urandom(4), "little")))
     assert _results(run_dir) == _results(tmp_path / "straight")
 
 
