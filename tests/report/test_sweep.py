@@ -155,3 +155,9 @@ def test_config_source_takes_each_ssl_methods_preset_of_a_family():
     # a plain preset or a YAML file is used as it is
     assert config_source("demo", "vicreg", "kaizen") == "demo"
     assert config_source("runs/my.yaml", "byol", "cassle") == "runs/my.yaml"
+
+
+def test_config_source_takes_each_strategys_preset_of_a_family_without_ssl():
+    # the SLCA ablation is one sweep: each strategy keeps its own preset's settings
+    assert config_source("slca-cifar100", "none", "slcapp") == "slca-cifar100-slcapp"
+    assert config_source("slca-cub200", "none", "joint") == "slca-cub200-joint"

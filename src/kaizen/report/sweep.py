@@ -34,14 +34,18 @@ def config_source(base: str, ssl_method: str, strategy: str) -> str:
     When ``base`` names a family of presets ``<base>-<ssl>-<strategy>`` (``cifar100``), the
     point takes the family's preset of its SSL method (of its strategy when there is one), so
     that each SSL method keeps its own settings (VICReg's learning rate, for one), which an
-    ``ssl.method`` override alone would not bring. Any other base, a preset or a YAML file, is
-    used as it is.
+    ``ssl.method`` override alone would not bring. A family without SSL methods,
+    ``<base>-<strategy>`` (``slca-cifar100``, with ``--ssl none``), gives each strategy its own
+    preset (SLCA++'s learning rates, the joint bound's single head). Any other base, a preset or
+    a YAML file, is used as it is.
     """
     names = preset_names()
     exact = f"{base}-{ssl_method}-{strategy}"
     family = [name for name in names if name.startswith(f"{base}-{ssl_method}-")]
     if exact in names:
         return exact
+    if f"{base}-{strategy}" in names:
+        return f"{base}-{strategy}"
     return family[0] if family else base
 
 
