@@ -12,6 +12,7 @@ from kaizen.config import RunConfig, build_config, load_yaml, runtime_overrides
 from kaizen.engine.rundir import read_run_config
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.presets import load_preset
+from kaizen.production.updates import read_updates
 from kaizen.results import Result
 
 
@@ -59,7 +60,10 @@ def resume(
     """Continue the run in ``out_dir`` from its newest valid checkpoint.
 
     ``overrides`` may change where and how it executes (:data:`kaizen.config.RUNTIME_KEYS`:
-    ``train.accelerator=cpu`` continues a GPU run on a CPU, say), nothing else.
+    ``train.accelerator=cpu`` continues a GPU run on a CPU, say), nothing else. An update that
+    was interrupted continues too.
     """
-    config = runtime_overrides(read_run_config(Path(out_dir)), overrides)
-    return ContinualTrainer(config, Path(out_dir), console).run(resume=True)
+    out_dir = Path(out_dir)
+    config = runtime_overrides(read_run_config(out_dir), overrides)
+    trainer = ContinualTrainer(config, out_dir, console, read_updates(out_dir))
+    return trainer.run(resume=True)

@@ -1,4 +1,5 @@
-"""The ``kaizen`` command: run, presets, demo."""
+"""The ``kaizen`` command: run, resume, presets, demo; the report, production and bench
+commands register themselves."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from kaizen.distributed import is_primary
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.errors import KaizenError
 from kaizen.presets import load_preset, preset_names
+from kaizen.production.commands import register as register_production_commands
 from kaizen.report.commands import register as register_report_commands
 from kaizen.results import Result
 
@@ -142,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     register_report_commands(commands)
+    register_production_commands(commands)
     register_bench_command(commands)
     return parser
 

@@ -484,6 +484,11 @@ class TrainConfig(Section):
     )
     compile: bool = Field(False, description="torch.compile the backbone (GPU runs).")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
+    save_models: bool = Field(
+        True,
+        description="Write each task's model as models/v<k>/ (weights, classes, preprocessing, "
+        "metrics) for kaizen predict and export.",
+    )
     log_every: int = Field(20, ge=1, description="Steps between loss read-outs.")
     progress: bool = True
     checkpoint_every_epochs: int = Field(
@@ -495,6 +500,26 @@ class TrainConfig(Section):
     @classmethod
     def _precision_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) else value
+
+
+class GateConfig(Section):
+    """The release gate of an update (``kaizen update``): its model replaces the one in service
+    only when it keeps the old classes."""
+
+    max_old_drop: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Largest allowed drop in accuracy on the test images of the classes the "
+        "model in service was trained on (0.05: 5 points).",
+    )
+    max_flip_rate: float = Field(
+        0.1,
+        ge=0.0,
+        le=1.0,
+        description="Largest allowed negative flip rate against the model in service: the share "
+        "of those test images it got right and the update gets wrong.",
+    )
 
 
 class EvalConfig(Section):
@@ -535,6 +560,7 @@ class RunConfig(Section):
     augment: AugmentConfig = AugmentConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    gate: GateConfig = GateConfig()
 
     @field_validator("ssl", mode="before")
     @classmethod
@@ -768,6 +794,8 @@ RUNTIME_KEYS = (
     "train.num_threads",
     "train.progress",
     "train.log_every",
+    "gate.max_old_drop",
+    "gate.max_flip_rate",
 )
 """Settings of where and how a run executes; a resumed run may change them (another machine)."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,16 +69,20 @@ class Result:
     tasks: list[TaskRecord] = field(default_factory=list)
     costs: list[TaskCost] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
+    planned_tasks: int | None = None
+    """The tasks to train: the scenario's and the run's updates (None: the scenario's)."""
 
     @property
     def accuracy_matrix(self) -> list[list[float]]:
-        """T x T: row i is the accuracy on every task's test set after task i."""
+        """T x T: row i is the accuracy on every task's test set after task i. A row written
+        before an update existed is shorter: it lacks the update's tasks."""
         return [record.accuracies for record in self.tasks]
 
     @property
     def complete(self) -> bool:
-        """Whether every task of the scenario has been trained."""
-        return len(self.tasks) == self.config.scenario.num_tasks
+        """Whether every task of the scenario (and every update) has been trained."""
+        planned = self.planned_tasks or self.config.scenario.num_tasks
+        return len(self.tasks) == planned
 
     def probe_matrix(self, name: str) -> list[list[float]]:
         """T x T accuracy matrix of probe ``name``."""
@@ -93,11 +98,14 @@ class Result:
         trained = len(self.tasks)
         if trained == 0:
             return {}
+        # forward transfer needs each task's accuracy before it was trained, which an update's
+        # task, unknown until it arrived, does not have
+        before_training = len(self.random_init) >= trained
         metrics = continual_metrics(
             _leading_block(self.accuracy_matrix),
             self.protocol,
             test_sizes=[record.test_size for record in self.tasks],
-            random_init=self.random_init[:trained] if self.random_init else None,
+            random_init=self.random_init[:trained] if before_training else None,
             flip_rates=[record.negative_flip_rate for record in self.tasks],
         )
         for name, protocol in self.probe_protocols.items():
@@ -124,13 +132,16 @@ class Result:
 
 
 def _leading_block(matrix: list[list[float]]) -> list[list[float]]:
-    return [row[: len(matrix)] for row in matrix]
+    """The first T columns of the T rows; a row without an update's column gets NaN there,
+    above the diagonal, where only forward transfer (then left out) reads."""
+    size = len(matrix)
+    return [row[:size] + [math.nan] * (size - len(row[:size])) for row in matrix]
 
 
 def _metrics_csv(result: Result) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    num_tasks = result.config.scenario.num_tasks
+    num_tasks = max((len(record.accuracies) for record in result.tasks), default=0)
     writer.writerow(
         [
             "task",

@@ -75,7 +75,7 @@ class Part:
 
     :meth:`prepare_learner` is called on every newly built learner, before its weights are
     restored from a checkpoint. Then, in the order the trainer calls them for a task:
-    :meth:`start_task` (not when the
+    :meth:`classes_grown` (an update that brings new classes), :meth:`start_task` (not when the
     task resumes from a checkpoint taken inside it: the state is then restored instead),
     :meth:`parameter_groups`, then each step :meth:`step_rows` and :meth:`transform`, and
     finally :meth:`end_task` (after training, before the evaluation) and :meth:`report`.
@@ -96,6 +96,10 @@ class Part:
 
     def end_task(self, run: RunContext) -> None:
         """Update the part's state after training ``run.task``."""
+
+    def classes_grown(self, run: RunContext) -> None:
+        """``run.learner`` was rebuilt with more classes (or task heads) for ``run.task``, an
+        update: the known classes' weights are as before. Called before :meth:`start_task`."""
 
     def parameter_groups(self, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The optimiser's parameter groups, as this part wants them (dicts as torch takes)."""

@@ -194,7 +194,7 @@ def _decode_all(root: Path, files: list[_ImageFile], image_size: int | None) -> 
         description=f"Decoding {len(files)} images in {root}",
         disable=len(files) <= _PROGRESS_MIN_FILES,
     ):
-        image = _decode(file.path, image_size)
+        image = decode_image(file.path, image_size)
         if pixels and image.shape[:2] != pixels[0].shape[:2]:
             (height, width), first = pixels[0].shape[:2], files[0].path
             raise DataError(
@@ -206,7 +206,7 @@ def _decode_all(root: Path, files: list[_ImageFile], image_size: int | None) -> 
     return pixels
 
 
-def _decode(path: Path, image_size: int | None) -> np.ndarray:
+def decode_image(path: Path, image_size: int | None) -> np.ndarray:
     """Pixels of one image: (H, W) for grayscale, (H, W, 3) otherwise, uint8."""
     try:
         with Image.open(path) as image:

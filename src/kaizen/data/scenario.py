@@ -97,7 +97,8 @@ def _indices_of(labels: Tensor, classes: list[int]) -> Tensor:
     return torch.nonzero(torch.isin(labels, torch.tensor(classes)), as_tuple=True)[0]
 
 
-def _labelled_mask(count: int, fraction: float, generator: torch.Generator) -> Tensor:
+def labelled_mask(count: int, fraction: float, generator: torch.Generator) -> Tensor:
+    """bool (count,): a seeded ``round(fraction * count)`` of the entries True."""
     keep = round(fraction * count)
     mask = torch.zeros(count, dtype=torch.bool)
     mask[torch.randperm(count, generator=generator)[:keep]] = True
@@ -144,7 +145,7 @@ def build_scenario(data: LabelledData, config: ScenarioConfig, seed: int) -> lis
                 f"task {index} (classes {list(classes)}) has no training images; check "
                 "scenario.class_order or data.train_per_class"
             )
-        labelled = _labelled_mask(len(train), config.label_fraction_of(index), generator)
+        labelled = labelled_mask(len(train), config.label_fraction_of(index), generator)
         result.append(Task(index, classes, train, test, labelled))
     return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ from kaizen.data.imageset import LabelledData
 from kaizen.data.scenario import Task, build_scenario
 from kaizen.data.store import ImageStore
 from kaizen.errors import DataError
+from kaizen.production.updates import Update, extend_stream_data
 from kaizen.ssl.registry import SSL_METHODS
 
 
@@ -32,6 +34,11 @@ class Stream:
         augment: uint8 (B, C, H, W) -> V normalised views (V B, C, H, W), for training (two
             for the SSL methods, one without them).
         warnings: one-line notes about the data that the run handles and logs.
+        scenario_tasks: how many of ``tasks`` the scenario cut; the rest are updates.
+        label_known: bool (N,) over the training split: False for an update's unlabelled image,
+            whose stored label means nothing (the probes leave it out).
+        class_counts: (T,) how many classes the classifier covers while each task trains: the
+            dataset's for the scenario's tasks, more once an update brings new classes.
     """
 
     data: LabelledData
@@ -42,6 +49,21 @@ class Stream:
     normalize: Normalize
     augment: ViewAugment
     warnings: list[str]
+    label_known: Tensor
+    class_counts: list[int]
+    scenario_tasks: int
+
+    def classes_at(self, task_index: int) -> int:
+        """The classifier's classes while task ``task_index`` trains (task 0 before the first)."""
+        return self.class_counts[max(task_index, 0)]
+
+    def tasks_known_at(self, task_index: int) -> list[Task]:
+        """The tasks known while ``task_index`` trains: the scenario's, and the updates so far."""
+        return self.tasks[: max(self.scenario_tasks, task_index + 1)]
+
+    def learner_grows_at(self, task_index: int) -> bool:
+        """Whether task ``task_index`` (an update) is the first to know some classes or tasks."""
+        return task_index >= self.scenario_tasks
 
 
 def _check_tasks(data: LabelledData, tasks: list[Task]) -> list[str]:
@@ -67,22 +89,33 @@ def _check_tasks(data: LabelledData, tasks: list[Task]) -> list[str]:
     return warnings
 
 
-def load_stream(config: RunConfig, fabric: Fabric) -> Stream:
-    """Read the data, cut it into tasks, and move it to ``fabric``'s device."""
-    data = load_dataset(config.data, config.seed)
-    tasks = build_scenario(data, config.scenario, config.seed)
-    warnings = _check_tasks(data, tasks)
-    views = SSL_METHODS[config.ssl.method].views
+def load_stream(config: RunConfig, fabric: Fabric, updates: Sequence[Update] = ()) -> Stream:
+    """Read the data, cut it into tasks, append the run's ``updates`` (one task each), and move
+    it to ``fabric``'s device. The normalisation's statistics are the dataset's, before any
+    update, so that a model keeps its preprocessing over its life."""
+    base = load_dataset(config.data, config.seed)
     augment = fabric.to_device(
-        augment_for(config.augment, data.train.images, config.model.image_size, views)
+        augment_for(
+            config.augment,
+            base.train.images,
+            config.model.image_size,
+            SSL_METHODS[config.ssl.method].views,
+        )
     )
+    tasks = build_scenario(base, config.scenario, config.seed)
+    extended = extend_stream_data(base, tasks, list(updates), config.seed)
+    data = extended.data
+    warnings = _check_tasks(data, extended.tasks)
     return Stream(
         data,
-        tasks,
+        extended.tasks,
         ImageStore(data.train.images, fabric.device),
         fabric.to_device(data.test.images),
         fabric.to_device(data.test.labels),
         augment.normalize,
         augment,
         warnings,
+        extended.label_known,
+        extended.class_counts,
+        len(tasks),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import platform
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -50,6 +50,9 @@ from kaizen.engine.stream import Stream, load_stream
 from kaizen.errors import ConfigError, KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
 from kaizen.eval.evaluator import Evaluator, probe_protocols
+from kaizen.models.heads import with_leading_rows
+from kaizen.production.updates import Update
+from kaizen.production.versions import ModelVersions
 from kaizen.results import Result, TaskCost, TaskRecord, write_results
 
 FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
@@ -125,10 +128,17 @@ class ContinualTrainer:
     """Runs one continual sequence as ``config`` says, in the run directory ``out_dir``.
 
     Construction reads and checks the data (so bad input fails before anything is written);
-    :meth:`run` trains, from the start or from the newest valid checkpoint.
+    :meth:`run` trains, from the start or from the newest valid checkpoint. ``updates`` are the
+    run directory's updates, each one more task after the scenario's.
     """
 
-    def __init__(self, config: RunConfig, out_dir: Path, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        out_dir: Path,
+        console: Console | None = None,
+        updates: Sequence[Update] = (),
+    ) -> None:
         self.config = config
         self.out_dir = out_dir
         self.console = console or Console(stderr=True)
@@ -155,7 +165,7 @@ class ContinualTrainer:
             config = config.model_copy(
                 update={"data": config.data.model_copy(update={"cache_dir": cache})}
             )
-        self.stream: Stream = load_stream(config, self.fabric)
+        self.stream: Stream = load_stream(config, self.fabric, updates)
         for part in self.method.parts:
             part.validate(self.stream)
         self._check_learner()
@@ -163,6 +173,7 @@ class ContinualTrainer:
             out_dir / CHECKPOINT_FOLDER, train.keep_checkpoints, self._warn
         )
         self.stops = StopRequests()
+        self.versions = ModelVersions(out_dir, config, self.stream)
 
     def start_run_dir(self, force: bool) -> None:
         """Make the run directory ready for a new run (see :func:`start_run_dir`).
@@ -176,6 +187,7 @@ class ContinualTrainer:
             raise occupied_error(self.out_dir)
         if self.fabric.is_global_zero:
             start_run_dir(self.out_dir, self.config, force)
+            self.versions.start()
         self.fabric.barrier()
 
     def _warn(self, message: str) -> None:
@@ -195,13 +207,17 @@ class ContinualTrainer:
             CLASSIFIER_PROTOCOL,
             probe_protocols(self.config.eval),
             environment=self._environment(),
+            planned_tasks=len(self.stream.tasks),
         )
         self.evaluator = Evaluator(self.stream, self.config.eval, self.fabric)
         index_device = self.stream.train_images.index_device
         self.sampler = torch.Generator(index_device).manual_seed(self.config.seed)
-        self._set_learner(self._new_learner())
         self.previous_correct: Tensor | None = None
         saved = self._load_checkpoint() if resume else None
+        position = Position(**saved["position"]) if saved is not None else Position(0, 0, 0)
+        # the learner as the checkpoint holds it: sized for the tasks known at its position
+        built_for = position.task - 1 if position.at_task_start else position.task
+        self._set_learner(self._new_learner(built_for))
         if saved is None:
             self.result.random_init = self.evaluator.classifier_row(self.learner)
             position = Position(0, 0, 0)
@@ -216,14 +232,33 @@ class ContinualTrainer:
 
     # -- state -------------------------------------------------------------------------------
 
-    def _new_learner(self) -> Learner:
-        data = self.stream.data
+    def _new_learner(self, task_index: int, pretrained: bool = True) -> Learner:
+        """A fresh learner whose classifier covers the classes known while ``task_index``
+        trains; without ``pretrained``, the backbone keeps its random initialisation."""
+        config = self.config
+        if not pretrained:
+            config = config.model_copy(
+                update={"model": config.model.model_copy(update={"weights": None})}
+            )
+        data, stream = self.stream.data, self.stream
         side = data.train.images.shape[-1]
-        task_classes = [task.classes for task in self.stream.tasks]
-        learner = build_learner(self.config, data.channels, data.num_classes, side, task_classes)
+        task_classes = [task.classes for task in stream.tasks_known_at(task_index)]
+        learner = build_learner(
+            config, data.channels, stream.classes_at(task_index), side, task_classes
+        )
         for part in self.method.parts:
             part.prepare_learner(learner)
         return learner
+
+    def _grow_learner(self, task: Task) -> None:
+        """Give the classifier the rows (or heads) of the classes ``task`` is the first to
+        bring: the known ones keep their weights, the new ones start as a fresh learner's."""
+        grown = self._new_learner(task.index, pretrained=False)
+        grown.load_state_dict(with_leading_rows(grown.state_dict(), self.learner.state_dict()))
+        self._set_learner(grown)
+        self.context.task = task
+        for part in self.method.parts:
+            part.classes_grown(self.context)
 
     def _check_learner(self) -> None:
         """Build the learner on the meta device and let every part prepare it, so that a part
@@ -337,7 +372,9 @@ class ContinualTrainer:
         wall_start = time.perf_counter()
         method = self.method
         if resumed is None and task.index > 0 and method.fresh_learner:
-            self._set_learner(self._new_learner())
+            self._set_learner(self._new_learner(task.index))
+        elif resumed is None and stream.learner_grows_at(task.index):
+            self._grow_learner(task)
         self.context.task = task
         if resumed is None:
             for part in method.parts:
@@ -496,6 +533,7 @@ class ContinualTrainer:
         )
         if self.fabric.is_global_zero:
             write_results(self.result, self.out_dir)
+            self.versions.finish_task(task, self.learner, evaluation.correct)
         self._save(Position(task.index + 1, 0, 0), None, None, {"wall": 0.0, "train": 0.0})
 
     def _adjust_groups(self, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -128,7 +128,8 @@ class Evaluator:
         stream, config = self.stream, self.config
         row = []
         for each, bank in zip(stream.tasks, banks, strict=True):
-            bank_labels = stream.data.train.labels[each.train_indices].to(bank.device)
+            known = each.train_indices[stream.label_known[each.train_indices]]
+            bank_labels = stream.data.train.labels[known].to(bank.device)
             queries = each.test_indices.to(test.device)
             predicted = knn_predict(
                 bank, bank_labels, test[queries], k=config.knn_k, temperature=config.knn_temperature
@@ -145,7 +146,8 @@ class Evaluator:
         stream, config = self.stream, self.config
         seen_count = task.index + 1
         tasks = stream.tasks if "knn-task" in config.probes else stream.tasks[:seen_count]
-        indices = [each.train_indices for each in tasks]
+        # an update's unlabelled images have no label to fit a probe on
+        indices = [each.train_indices[stream.label_known[each.train_indices]] for each in tasks]
         banks = self._train_features(learner, torch.cat(indices)).split(
             [len(each) for each in indices]
         )

@@ -106,3 +106,23 @@ class TaskHeads(nn.Module):
         logits = (features @ weight.T) * scales + bias
         padding = logits.new_full((len(logits), 1), float("-inf"))
         return torch.cat([logits, padding], dim=1).index_select(1, self.column_of)
+
+
+def with_leading_rows(target: dict[str, Tensor], source: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``target``'s state with every tensor of ``source`` written over it: whole where the shapes
+    agree, into the leading rows where ``target`` has more rows (a classifier grown by classes
+    or tasks: (K, ...) -> (K', ...), K' >= K). Keys only ``target`` has keep its values."""
+    merged = dict(target)
+    for key, value in source.items():
+        if key not in target:
+            raise ValueError(f"{key} of the smaller model is missing from the grown one")
+        grown = target[key]
+        if grown.shape == value.shape:
+            merged[key] = value.to(grown.device)
+            continue
+        if grown.dim() != value.dim() or grown.shape[1:] != value.shape[1:]:
+            raise ValueError(f"{key} cannot grow from {tuple(value.shape)} to {tuple(grown.shape)}")
+        rows = grown.clone()
+        rows[: len(value)] = value.to(grown.device)
+        merged[key] = rows
+    return merged

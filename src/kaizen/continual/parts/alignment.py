@@ -18,7 +18,7 @@ from kaizen.continual.learner import Learner
 from kaizen.continual.method import Part, RunContext
 from kaizen.errors import ConfigError
 from kaizen.eval.probes import extract_features
-from kaizen.models.heads import TaskHeads
+from kaizen.models.heads import TaskHeads, with_leading_rows
 
 if TYPE_CHECKING:
     from kaizen.engine.stream import Stream
@@ -77,6 +77,12 @@ class ClassifierAlignment(Part):
                 "old-task feature scaling (slca.feature_scale > 0) scales the input of each "
                 "task's head: set model.heads=per-task, or slca.feature_scale=0"
             )
+
+    def classes_grown(self, run: RunContext) -> None:
+        # the rollback restores the grown classifier: its new rows start as the learner's
+        if self.trained is not None:
+            grown = copy.deepcopy(run.learner.classifier.state_dict())
+            self.trained = with_leading_rows(grown, self.trained)
 
     def start_task(self, run: RunContext) -> None:
         if self.trained is not None:
