@@ -64,6 +64,9 @@ def resume(
     was interrupted continues too.
     """
     out_dir = Path(out_dir)
-    config = runtime_overrides(read_run_config(out_dir), overrides)
-    trainer = ContinualTrainer(config, out_dir, console, read_updates(out_dir))
+    updates = read_updates(out_dir)
+    # an interrupted update goes on with the settings it was started with, unless overridden
+    started_with = list(updates[-1].overrides) if updates else []
+    config = runtime_overrides(read_run_config(out_dir), [*started_with, *overrides])
+    trainer = ContinualTrainer(config, out_dir, console, updates)
     return trainer.run(resume=True)

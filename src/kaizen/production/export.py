@@ -36,7 +36,8 @@ def export_model(model: LoadedModel, export_format: str, out: Path | None = None
         state = {key: value.contiguous() for key, value in module.state_dict().items()}
         save_file(state, path, metadata={"model.json": json.dumps(model.spec.to_json())})
     elif export_format == "torchscript":
-        with torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", DeprecationWarning)  # PyTorch deprecates TorchScript
             traced = torch.jit.trace(module, example)
         traced.save(str(path))
     else:

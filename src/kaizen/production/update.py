@@ -73,13 +73,17 @@ def update(
     shape = ImageShape(channels, height, width, config.data.image_size)
     arrival = read_arrival(Path(data), shape)
     for skipped in arrival.skipped:
-        console.print(f"[yellow]warning:[/yellow] cannot decode {skipped}; it is left out")
+        console.print(
+            f"[yellow]warning:[/yellow] cannot decode {skipped}; it is left out", soft_wrap=True
+        )
     number = len(earlier) + 1
     if test is not None:
         train, held_out = arrival, read_arrival(Path(test), shape)
     else:
         train, held_out = split_arrival(arrival, test_fraction, config.seed + number)
-    staged, warnings = build_update(number, known, train, held_out, label_fraction)
+    staged, warnings = build_update(
+        number, known, train, held_out, label_fraction, tuple(overrides)
+    )
     # the trainer checks the data and the model before the update is written
     trainer = ContinualTrainer(config, run_dir, console, [*earlier, staged])
     about = {

@@ -43,6 +43,8 @@ class Update:
         test_labels: int64 (M,), every one labelled.
         label_fraction: share of the labelled training images whose label the task keeps.
         class_names: every class known once this update is registered, index i naming class i.
+        overrides: the runtime and gate settings it was started with, which a resume of it
+            applies again.
     """
 
     number: int
@@ -52,6 +54,7 @@ class Update:
     test_labels: Tensor
     label_fraction: float
     class_names: tuple[str, ...]
+    overrides: tuple[str, ...] = ()
 
     @property
     def classes(self) -> tuple[int, ...]:
@@ -90,6 +93,7 @@ def build_update(
     train: Arrival,
     test: Arrival,
     label_fraction: float,
+    overrides: tuple[str, ...] = (),
 ) -> tuple[Update, list[str]]:
     """Update ``number`` of a run whose classes are ``known_classes``, with warnings about
     new class names that look like known ones."""
@@ -111,6 +115,7 @@ def build_update(
         _labels(test, class_names),
         label_fraction,
         class_names,
+        overrides,
     )
     return update, warnings
 
@@ -137,6 +142,7 @@ def write_update(run_dir: Path, update: Update, about: dict[str, object]) -> Non
             "number": update.number,
             "label_fraction": update.label_fraction,
             "class_names": list(update.class_names),
+            "overrides": list(update.overrides),
             "train_images": len(update.train_labels),
             "test_images": len(update.test_labels),
             **about,
@@ -168,6 +174,7 @@ def read_updates(run_dir: Path) -> list[Update]:
                 tensors["test_labels"],
                 record["label_fraction"],
                 tuple(record["class_names"]),
+                tuple(record["overrides"]),
             )
         )
     return updates

@@ -1,0 +1,246 @@
+"""Production end to end: update a finished run from arrived data, gate, promote, predict and
+export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from PIL import Image
+
+import kaizen
+from kaizen.cli import main
+from kaizen.engine.stream import load_stream
+from kaizen.production.commands import REJECTED_EXIT_CODE
+
+CLI = [sys.executable, "-m", "kaizen.cli"]
+OPEN_GATE = ["gate.max_old_drop=1", "gate.max_flip_rate=1"]
+
+
+def _results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A finished tiny kaizen run of 3 tasks over synthetic classes class-0..class-5."""
+    from conftest import tiny_tree
+
+    tree = tiny_tree("kaizen")
+    tree["train"].update(
+        {"epochs": 6, "checkpoint_every_epochs": 1, "progress": False, "num_threads": 1}
+    )
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    kaizen.run(tree, run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def run_dir(finished_run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    return copy
+
+
+def _image(path: Path, value: float, seed: int, size: int = 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(value, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+
+
+@pytest.fixture
+def arrived(tmp_path: Path) -> Path:
+    """A folder of a known class, two new ones, unlabelled images and a corrupt file."""
+    root = tmp_path / "arrived"
+    for offset, name in enumerate(["class-0", "sandal", "boot", "_unlabelled"]):
+        for i in range(8):
+            _image(root / name / f"{i}.png", 40 + 50 * offset, seed=10 * offset + i)
+    (root / "boot" / "corrupt.png").write_bytes(b"\x89PNG truncated")
+    return root
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_an_update_with_new_classes_grows_the_classifier_and_appends_a_row(
+    run_dir: Path, arrived: Path, capsys
+) -> None:
+    assert main(["update", str(run_dir), str(arrived), *OPEN_GATE]) == 0
+    out = capsys.readouterr()
+    assert "corrupt.png; it is left out" in out.out and "update trained as task 3" in out.out
+    classes = json.loads((run_dir / "classes.json").read_text())
+    # new names in first-seen order: the folders are read sorted
+    assert classes == [f"class-{i}" for i in range(6)] + ["boot", "sandal"]
+    results = _results(run_dir)
+    matrix = results["accuracy_matrix"]["values"]
+    assert len(matrix) == 4 and len(matrix[-1]) == 4 and results["complete"]
+    assert results["tasks"][3]["classes"] == [0, 6, 7]
+    # 8 images per class, 2 of each labelled class held out: 6 + 6 + 6 (one corrupt left out:
+    # boot keeps 8) and 8 unlabelled for training
+    assert results["tasks"][3]["test_size"] == 6
+    model = kaizen.load_model(run_dir)
+    assert model.folder.name == "v4" and len(model.class_names) == 8
+    assert model.module(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)).shape == (2, 8)
+    history = [row["status"] for row in kaizen.production.versions.history(run_dir)]
+    assert history == ["released"] * 4
+
+
+def test_a_rejected_update_leaves_the_model_in_service_and_earlier_versions_untouched(
+    run_dir: Path, arrived: Path, capsys
+) -> None:
+    before = _digests(run_dir / "models")
+    strict = ["gate.max_old_drop=0", "gate.max_flip_rate=0"]
+    assert main(["update", str(run_dir), str(arrived), *strict]) == REJECTED_EXIT_CODE
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("v4: kept as a candidate: against v3")
+    assert (run_dir / "models" / "current").read_text().strip() == "v3"
+    after = _digests(run_dir / "models")
+    assert {k: v for k, v in after.items() if not k.startswith("v4/")} == before
+    # promoted by hand, then listed as in service
+    assert main(["promote", str(run_dir), "v4"]) == 0
+    assert kaizen.load_model(run_dir).folder.name == "v4"
+    assert main(["history", str(run_dir)]) == 0
+    assert "v4 *" in capsys.readouterr().out
+
+
+def test_a_saved_version_predicts_what_the_run_measured(run_dir: Path) -> None:
+    from kaizen.api import resolve_config
+    from kaizen.engine.rundir import read_run_config
+
+    config = read_run_config(run_dir)
+    stream = load_stream(resolve_config(config), _cpu_fabric())
+    model = kaizen.load_model(run_dir / "models" / "v3")
+    predicted = model.logits(stream.test_images).argmax(dim=1)
+    measured = json.loads((run_dir / "models" / "v3" / "model.json").read_text())["metrics"]
+    for task, accuracy in zip(stream.tasks, measured["accuracy_per_task"], strict=True):
+        hits = predicted[task.test_indices] == stream.test_labels[task.test_indices]
+        assert float(hits.float().mean()) == pytest.approx(accuracy)
+
+
+def _cpu_fabric():
+    from lightning.fabric import Fabric
+
+    return Fabric(accelerator="cpu", devices=1)
+
+
+def test_predict_names_and_skips_an_unreadable_image_and_writes_csv(
+    run_dir: Path, arrived: Path, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "predictions.csv"
+    args = ["predict", str(run_dir), str(arrived / "boot"), "--top-k", "2", "--out", str(out)]
+    assert main(args) == 0
+    assert "corrupt.png" in capsys.readouterr().out
+    lines = out.read_text().splitlines()
+    assert lines[0] == "path,class_1,probability_1,class_2,probability_2"
+    assert len(lines) == 1 + 8
+    first = lines[1].split(",")
+    assert first[1] in {f"class-{i}" for i in range(6)} and float(first[2]) >= float(first[4])
+
+
+def test_the_onnx_export_matches_pytorch_and_torchscript_too(run_dir: Path, tmp_path: Path) -> None:
+    model = kaizen.load_model(run_dir)
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    expected = model.module(images).detach().numpy()
+    onnx_file = tmp_path / "model.onnx"
+    assert main(["export", str(run_dir), "--format", "onnx", "--out", str(onnx_file)]) == 0
+    session = onnxruntime.InferenceSession(str(onnx_file))
+    (logits,) = session.run(None, {"images": images.numpy()})
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
+    script = tmp_path / "model.pt"
+    assert main(["export", str(run_dir), "--format", "torchscript", "--out", str(script)]) == 0
+    traced = torch.jit.load(str(script))
+    np.testing.assert_allclose(traced(images).detach().numpy(), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["export", "{run}", "--format", "tflite"], "unknown export format 'tflite'"),
+        (["predict", "{config}", "{run}/classes.json"], "is not a kaizen-cl model"),
+        (["update", "{run}", "{csv}"], "names 1 files that do not exist"),
+        (["update", "{run}", "{small}"], "but the run trains on 3-channel 16x16"),
+        (["promote", "{run}", "v9"], "has no model version v9"),
+    ],
+    ids=["export-format", "predict-not-a-model", "csv-missing-files", "image-size", "promote"],
+)
+def test_bad_production_input_is_one_line_and_exit_2(
+    run_dir: Path, tmp_path: Path, arguments: list[str], message: str, capsys
+) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_text("path,label\nnowhere.png,boot\n")
+    small = tmp_path / "small"
+    _image(small / "boot" / "0.png", 100, seed=0, size=12)
+    before = _digests(run_dir)
+    paths = {"run": run_dir, "config": run_dir / "config.yaml", "csv": csv, "small": small}
+    assert main([a.format(**paths) for a in arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+    assert _digests(run_dir) == before
+
+
+def test_an_update_of_an_unfinished_run_is_refused(run_dir: Path, arrived: Path, capsys) -> None:
+    results = _results(run_dir)
+    results["complete"] = False
+    (run_dir / "results.json").write_text(json.dumps(results))
+    assert main(["update", str(run_dir), str(arrived)]) == 2
+    assert f"kaizen resume {run_dir}" in capsys.readouterr().err
+
+
+def test_an_npz_update_then_a_csv_update_each_add_a_task(
+    run_dir: Path, arrived: Path, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    npz = tmp_path / "new.npz"
+    x = rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)
+    np.savez(npz, x=x, y=np.array([0, 1] * 5 + [-1, -1]), class_names=np.array(["kite", "owl"]))
+    kaizen.update(run_dir, npz, overrides=OPEN_GATE)
+    csv = tmp_path / "more.csv"
+    rows = [f"{p},boot" for p in sorted((arrived / "sandal").glob("*.png"))]
+    csv.write_text("\n".join([*rows, f"{arrived / '_unlabelled' / '0.png'},"]) + "\n")
+    outcome = kaizen.update(run_dir, csv, label_fraction=0.5, overrides=OPEN_GATE)
+    assert outcome.version == "v5" and outcome.promoted
+    classes = json.loads((run_dir / "classes.json").read_text())
+    assert classes[6:] == ["kite", "owl", "boot"]
+    assert [task["classes"] for task in _results(run_dir)["tasks"][3:]] == [[6, 7], [8]]
+
+
+def test_an_update_killed_mid_task_resumes_to_the_same_results(
+    finished_run: Path, arrived: Path, tmp_path: Path
+) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for target in (straight, killed):
+        shutil.copytree(finished_run, target)
+    kaizen.update(straight, arrived, overrides=OPEN_GATE)
+    command = [*CLI, "update", str(killed), str(arrived), *OPEN_GATE]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    inside_the_update = killed / "checkpoints" / "ckpt-t003-e00001-b0000000.pt"
+    deadline = time.monotonic() + 120
+    while not inside_the_update.exists():
+        assert process.poll() is None, "the update ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (killed / "models" / "v4").exists()
+    finished = subprocess.run([*CLI, "resume", str(killed)], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert (killed / "results.json").read_text() == (straight / "results.json").read_text()
+    assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
+        straight / "models" / "v4" / "model.safetensors"
+    ).read_bytes()
