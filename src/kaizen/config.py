@@ -484,6 +484,11 @@ class TrainConfig(Section):
     )
     compile: bool = Field(False, description="torch.compile the backbone (GPU runs).")
     num_threads: int | None = Field(None, ge=1, description="CPU threads for torch.")
+    logger: Literal["none", "csv", "tensorboard"] = Field(
+        "none",
+        description="Experiment log through Fabric's loggers in <run>/logs: the loss terms, "
+        "learning rates and images/s every log_every steps, and each task's accuracies.",
+    )
     save_models: bool = Field(
         True,
         description="Write each task's model as models/v<k>/ (weights, classes, preprocessing, "
@@ -794,6 +799,7 @@ RUNTIME_KEYS = (
     "train.num_threads",
     "train.progress",
     "train.log_every",
+    "train.logger",
     "gate.max_old_drop",
     "gate.max_flip_rate",
 )

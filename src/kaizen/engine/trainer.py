@@ -33,6 +33,7 @@ from kaizen.data.replay import replayed_rows
 from kaizen.data.scenario import Task, training_labels
 from kaizen.engine.checkpoints import CheckpointStore, Position
 from kaizen.engine.costs import BackwardFlops, LiveTensorPeak
+from kaizen.engine.experiment_log import build_loggers
 from kaizen.engine.hardware import check_hardware
 from kaizen.engine.interrupt import RunInterrupted, StopRequests
 from kaizen.engine.optim import TaskSchedule, build_optimizer
@@ -155,6 +156,7 @@ class ContinualTrainer:
                 DDPStrategy(find_unused_parameters=True) if train.strategy == "ddp" else "auto"
             ),
             precision=FABRIC_PRECISION[train.precision],  # type: ignore[arg-type]
+            loggers=build_loggers(train.logger, out_dir),
         )
         self.fabric.launch()
         check_parallel_config(config, self.fabric)
@@ -228,6 +230,8 @@ class ContinualTrainer:
                 resumed = saved if saved is not None and not position.at_task_start else None
                 self._run_task(task, position, resumed, progress)
                 position, saved = Position(task.index + 1, 0, 0), None
+        for logger in self.fabric.loggers:
+            logger.finalize("success")
         return self.result
 
     # -- state -------------------------------------------------------------------------------
@@ -432,6 +436,7 @@ class ContinualTrainer:
 
         flops, step_memory = BackwardFlops(), LiveTensorPeak(fabric.device)
         step = start.epoch * steps_per_epoch + start.batch
+        steps_before = sum(record.steps for record in self.result.tasks)
         measured = False
         progress.start_task(task.index, len(stream.tasks), total_steps, step)
         self.learner.train()
@@ -473,6 +478,11 @@ class ContinualTrainer:
                     rate = window_images / max(now - window_start, 1e-9)
                     progress.update(step, epoch, epochs, losses, rate)
                     window_start, window_images = now, 0
+                    logged = {f"loss/{name}": value for name, value in losses.items()}
+                    for group in optimizer.param_groups:
+                        logged[f"lr/{group.get('name', 'group')}"] = group["lr"]
+                    logged["images_per_second"] = rate
+                    fabric.log_dict(logged, step=steps_before + step)
                 if self.stops.requested:
                     save(Position(task.index, epoch, batch_index + 1), order)
                     raise self._interrupted(task.index, epoch, step)
@@ -530,6 +540,15 @@ class ContinualTrainer:
                 step_memory.bytes,
                 step_memory.method,
             )
+        )
+        record = self.result.tasks[-1]
+        seen = record.accuracies[: task.index + 1]
+        self.fabric.log_dict(
+            {
+                **{f"accuracy/task_{j}": value for j, value in enumerate(record.accuracies)},
+                "accuracy/seen_tasks": sum(seen) / len(seen),
+            },
+            step=task.index,
         )
         if self.fabric.is_global_zero:
             write_results(self.result, self.out_dir)
