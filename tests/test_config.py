@@ -295,11 +295,11 @@ SLCA_PRESETS = [
 
 def test_preset_names_are_the_demo_the_three_families_and_slcas_benchmarks():
     names = preset_names()
-    assert names[0] == "demo"
-    assert sorted(names[1:]) == sorted(
+    assert names[:2] == ["demo", "fmnist-domains"]
+    assert sorted(names[2:]) == sorted(
         PAPER_PRESETS + CIFAR10_PRESETS + FMNIST_PRESETS + SLCA_PRESETS
     )
-    assert len(set(names)) == 1 + 3 * len(SSL_METHODS) * len(STRATEGIES) + len(SLCA_PRESETS)
+    assert len(set(names)) == 2 + 3 * len(SSL_METHODS) * len(STRATEGIES) + len(SLCA_PRESETS)
 
 
 # benchmark: (data, classes per task or None, epochs, milestones, SCE alpha and beta,
@@ -371,7 +371,8 @@ def test_lump_presets_carry_the_papers_settings():
 
 
 @pytest.mark.parametrize(
-    "name", ["demo", *PAPER_PRESETS, *CIFAR10_PRESETS, *FMNIST_PRESETS, *SLCA_PRESETS]
+    "name",
+    ["demo", "fmnist-domains", *PAPER_PRESETS, *CIFAR10_PRESETS, *FMNIST_PRESETS, *SLCA_PRESETS],
 )
 def test_every_preset_validates(name):
     config = build_config(load_preset(name))

@@ -46,7 +46,15 @@ class SyntheticConfig(Section):
 
 
 DatasetName = Literal[
-    "fashion-mnist", "mnist", "idx", "cifar10", "cifar100", "image-folder", "npz", "synthetic"
+    "fashion-mnist",
+    "mnist",
+    "idx",
+    "cifar10",
+    "cifar100",
+    "image-folder",
+    "domain-folder",
+    "npz",
+    "synthetic",
 ]
 
 
@@ -80,7 +88,17 @@ class DataConfig(Section):
 class ScenarioConfig(Section):
     """How the stream is cut into tasks."""
 
-    kind: Literal["class-incremental", "data-incremental"] = "class-incremental"
+    kind: Literal["class-incremental", "data-incremental", "domain-incremental"] = Field(
+        "class-incremental",
+        description="New classes per task, seeded shards of all classes, or the same classes "
+        "in a new domain per task (a domain-folder's domains, or scenario.domains' transforms).",
+    )
+    domains: list[str] | None = Field(
+        None,
+        description="Domain-incremental: the domain of each task, folder names of a "
+        "domain-folder (default: sorted) or transforms of one dataset (original, rotated, "
+        "inverted, noisy, blurred).",
+    )
     num_tasks: int = Field(5, ge=1)
     class_order: list[list[int]] | None = Field(
         None, description="Explicit classes per task; default: a seeded random permutation."

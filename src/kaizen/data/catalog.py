@@ -69,6 +69,11 @@ def _read(config: DataConfig, seed: int) -> LabelledData:
         return read_image_folder(
             _required_path(config), config.image_size, config.cache_dir, config.test_fraction
         )
+    if name == "domain-folder":
+        raise DataError(
+            "data.name=domain-folder holds one dataset per domain: set "
+            "scenario.kind=domain-incremental"
+        )
     if name == "npz":
         return read_npz(_required_path(config), test_fraction=config.test_fraction, seed=seed)
     synthetic = config.synthetic

@@ -12,6 +12,7 @@ from torch import Tensor
 from kaizen.config import RunConfig
 from kaizen.data.augment import Normalize, ViewAugment, augment_for
 from kaizen.data.catalog import load_dataset
+from kaizen.data.domains import domain_tasks, read_domain_folder, transformed_domains
 from kaizen.data.imageset import LabelledData
 from kaizen.data.scenario import Task, build_scenario
 from kaizen.data.store import ImageStore
@@ -89,11 +90,24 @@ def _check_tasks(data: LabelledData, tasks: list[Task]) -> list[str]:
     return warnings
 
 
+def load_scenario(config: RunConfig) -> tuple[LabelledData, list[Task]]:
+    """The dataset (every domain's images, for a domain-incremental stream) and its tasks."""
+    scenario, seed = config.scenario, config.seed
+    if scenario.kind != "domain-incremental":
+        data = load_dataset(config.data, seed)
+        return data, build_scenario(data, scenario, seed)
+    if config.data.name == "domain-folder":
+        domains = read_domain_folder(config.data, scenario, seed)
+    else:
+        domains = transformed_domains(load_dataset(config.data, seed), scenario, seed)
+    return domains.data, domain_tasks(domains, scenario, seed)
+
+
 def load_stream(config: RunConfig, fabric: Fabric, updates: Sequence[Update] = ()) -> Stream:
     """Read the data, cut it into tasks, append the run's ``updates`` (one task each), and move
     it to ``fabric``'s device. The normalisation's statistics are the dataset's, before any
     update, so that a model keeps its preprocessing over its life."""
-    base = load_dataset(config.data, config.seed)
+    base, tasks = load_scenario(config)
     augment = fabric.to_device(
         augment_for(
             config.augment,
@@ -102,7 +116,6 @@ def load_stream(config: RunConfig, fabric: Fabric, updates: Sequence[Update] = (
             SSL_METHODS[config.ssl.method].views,
         )
     )
-    tasks = build_scenario(base, config.scenario, config.seed)
     extended = extend_stream_data(base, tasks, list(updates), config.seed)
     data = extended.data
     warnings = _check_tasks(data, extended.tasks)

@@ -49,7 +49,7 @@ from kaizen.engine.rundir import (
 from kaizen.engine.step import TrainStep, prepare_learner
 from kaizen.engine.stream import Stream, load_stream
 from kaizen.errors import ConfigError, KaizenError
-from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL
+from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, scenario_protocol
 from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.models.heads import with_leading_rows
 from kaizen.production.updates import Update
@@ -204,10 +204,11 @@ class ContinualTrainer:
         for message in self.stream.warnings:
             self._warn(message)
         self.fabric.seed_everything(self.config.seed, verbose=False)
+        kind, probes = self.config.scenario.kind, probe_protocols(self.config.eval)
         self.result = Result(
             self.config,
-            CLASSIFIER_PROTOCOL,
-            probe_protocols(self.config.eval),
+            scenario_protocol(kind, CLASSIFIER_PROTOCOL),
+            {name: scenario_protocol(kind, text) for name, text in probes.items()},
             environment=self._environment(),
             planned_tasks=len(self.stream.tasks),
         )

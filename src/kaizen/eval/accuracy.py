@@ -14,6 +14,12 @@ CLASSIFIER_PROTOCOL = (
 )
 
 
+def scenario_protocol(kind: str, protocol: str) -> str:
+    """``protocol`` as a domain-incremental stream states it (the same classes in every task,
+    task j's test set in task j's domain); the other scenarios' protocols are unchanged."""
+    return f"domain-incremental, {protocol}" if kind == "domain-incremental" else protocol
+
+
 @torch.no_grad()
 def predict(learner: Learner, images: Tensor, normalize: Normalize, batch_size: int) -> Tensor:
     """Predicted classes (N,) for uint8 images (N, C, H, W), the learner in eval mode."""

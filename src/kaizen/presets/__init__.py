@@ -7,7 +7,8 @@ A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's `
 differ, and VICReg's augmentations), the family's own overlays for that method and that strategy
 in ``<family>/<ssl>.yaml`` and ``<family>/<strategy>.yaml`` when it has them (on Fashion-MNIST
 each method's own settings, such as the MoCo queue, and VICReg's gradient clipping; LUMP's paper
-settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo.
+settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo, and
+``fmnist-domains`` the same over five domains of Fashion-MNIST (``fmnist-domains.yaml``).
 
 ``slca-<benchmark>-<strategy>`` are SLCA's and SLCA++'s benchmarks (a pre-trained ViT-B/16, no
 SSL): ``slca.yaml``, then ``slca/<benchmark>.yaml``, ``slca/<strategy>.yaml`` and
@@ -30,6 +31,8 @@ SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
 PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "lump")
 DEMO = ("fmnist", "simclr", "kaizen")
+DOMAINS = "fmnist-domains"
+"""The domain-incremental preset: the demo's settings over five domains of Fashion-MNIST."""
 SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196", "fmnist")
 SLCA_STRATEGIES = ("seqft", "sl", "slca", "slcapp", "joint")
 
@@ -82,6 +85,7 @@ def preset_names() -> list[str]:
     """Every preset name, the demo first."""
     return [
         "demo",
+        DOMAINS,
         *(
             f"{family}-{ssl}-{strategy}"
             for family in FAMILIES
@@ -100,6 +104,9 @@ def load_preset(name: str) -> dict[str, Any]:
     """The config tree of preset ``name``."""
     if name == "demo":
         return deep_merge(_family_preset(*DEMO), {"name": "demo"})
+    if name == DOMAINS:
+        domains = load_yaml(_preset_dir() / f"{DOMAINS}.yaml")
+        return deep_merge(deep_merge(_family_preset(*DEMO), domains), {"name": DOMAINS})
     parts = name.split("-", 2)
     if len(parts) == 3:
         family, middle, strategy = parts

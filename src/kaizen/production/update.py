@@ -9,8 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from kaizen.config import runtime_overrides
-from kaizen.data.catalog import load_dataset
 from kaizen.engine.rundir import read_run_config
+from kaizen.engine.stream import load_scenario
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.errors import ConfigError, KaizenError
 from kaizen.production.incoming import ImageShape, read_arrival
@@ -67,7 +67,7 @@ def update(
             f"{run_dir} is not finished: continue it with `kaizen resume {run_dir}`, then update"
         )
     earlier = read_updates(run_dir)
-    base = load_dataset(config.data, config.seed)
+    base, _ = load_scenario(config)
     known = earlier[-1].class_names if earlier else base.class_names
     channels, height, width = base.train.images.shape[1:]
     shape = ImageShape(channels, height, width, config.data.image_size)
