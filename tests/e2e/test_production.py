@@ -153,7 +153,9 @@ def test_predict_names_and_skips_an_unreadable_image_and_writes_csv(
     assert first[1] in {f"class-{i}" for i in range(6)} and float(first[2]) >= float(first[4])
 
 
-def test_the_onnx_export_matches_pytorch_and_torchscript_too(run_dir: Path, tmp_path: Path) -> None:
+def test_the_onnx_export_matches_pytorch_and_torchscript_too(
+    run_dir: Path, tmp_path: Path, capsys
+) -> None:
     model = kaizen.load_model(run_dir)
     images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
     expected = model.module(images).detach().numpy()
@@ -163,7 +165,9 @@ def test_the_onnx_export_matches_pytorch_and_torchscript_too(run_dir: Path, tmp_
     (logits,) = session.run(None, {"images": images.numpy()})
     np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=0)
     script = tmp_path / "model.pt"
-    assert main(["export", str(run_dir), "--format", "torchscript", "--out", str(script)]) == 0
+    arguments = ["export", str(run_dir), "--format", "torchscript", "--out", str(script)]
+    assert main([*arguments, "--check"]) == 0
+    assert "checked: the file's logits match PyTorch's" in capsys.readouterr().out
     traced = torch.jit.load(str(script))
     np.testing.assert_allclose(traced(images).detach().numpy(), expected, atol=1e-5, rtol=0)
 

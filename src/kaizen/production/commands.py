@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from kaizen.production.export import FORMATS, export_model
+from kaizen.production.export import CHECK_TOLERANCE, FORMATS, check_export, export_model
 from kaizen.production.predict import image_paths, load_model, write_predictions
 from kaizen.production.update import update
 from kaizen.production.versions import history, promote
@@ -104,6 +104,13 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     model = load_model(args.model)
     path = export_model(model, args.format, Path(args.out) if args.out else None)
     console.print(f"{model.folder} exported as {args.format} to {path}", highlight=False)
+    if args.check:
+        difference = check_export(model, args.format, path)
+        console.print(
+            f"checked: the file's logits match PyTorch's within {difference:.1e} "
+            f"(at most {CHECK_TOLERANCE:g} allowed)",
+            highlight=False,
+        )
     return 0
 
 
@@ -172,4 +179,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export_parser.add_argument("model", metavar="MODEL")
     export_parser.add_argument("--format", required=True, help=", ".join(FORMATS))
     export_parser.add_argument("--out", help="output file (default: <version>.<suffix>)")
+    export_parser.add_argument(
+        "--check",
+        action="store_true",
+        help="run the file (onnxruntime, or torch.jit) and compare its logits with PyTorch's",
+    )
     export_parser.set_defaults(handler=_export)

@@ -15,11 +15,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from kaizen.errors import ConfigError
+from kaizen.errors import ConfigError, KaizenError
 from kaizen.production.predict import LoadedModel
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 ONNX_OPSET = 17
+CHECK_TOLERANCE = 1e-4
+"""Largest absolute logit difference ``--check`` accepts between the file and PyTorch."""
 
 
 def export_model(model: LoadedModel, export_format: str, out: Path | None = None) -> Path:
@@ -70,3 +72,40 @@ def _add_class_names(path: Path, names: tuple[str, ...]) -> None:
     entry = graph.metadata_props.add()
     entry.key, entry.value = "classes", json.dumps(list(names))
     onnx.save(graph, str(path))
+
+
+def check_export(model: LoadedModel, export_format: str, path: Path, batch: int = 8) -> float:
+    """Run the exported file on ``batch`` seeded random uint8 images and return the largest
+    absolute difference from PyTorch's logits; :class:`KaizenError` above
+    :data:`CHECK_TOLERANCE`. ONNX runs in onnxruntime, TorchScript in ``torch.jit``."""
+    generator = torch.Generator().manual_seed(0)
+    shape = (batch, *model.spec.input_shape)
+    images = torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8)
+    with torch.no_grad():
+        expected = model.module.cpu().eval()(images)
+    if export_format == "onnx":
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ConfigError(
+                "--check of an ONNX file needs onnxruntime: pip install onnxruntime"
+            ) from error
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (logits,) = session.run(None, {"images": images.numpy()})
+        found = torch.from_numpy(logits)
+    elif export_format == "torchscript":
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            found = torch.jit.load(str(path))(images)
+    else:
+        raise ConfigError(
+            "--check runs ONNX and TorchScript files; a safetensors file holds weights"
+        )
+    finite = torch.isfinite(expected)
+    difference = float((found[finite] - expected[finite]).abs().max())
+    if difference > CHECK_TOLERANCE or not torch.equal(torch.isfinite(found), finite):
+        raise KaizenError(
+            f"{path} differs from the PyTorch model by {difference:.2e} (more than "
+            f"{CHECK_TOLERANCE:g}): export it again, or report the model and the format"
+        )
+    return difference
