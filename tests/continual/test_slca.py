@@ -78,10 +78,8 @@ def _statistics(classes: list[int], dim: int = 4) -> ClassStatistics:
     return statistics
 
 
-def test_alignment_trains_frozen_heads_and_freezes_them_again() -> None:
-    heads = TaskHeads(4, 4, [[0, 1], [2, 3]])
-    heads.heads[0].requires_grad_(False)
-    before = [p.clone() for p in heads.parameters()]
+def _align_two_tasks(heads: TaskHeads, **options) -> None:
+    """One short alignment of ``heads`` over two tasks of two classes each."""
     align_classifier(
         heads,
         _statistics([0, 1, 2, 3]),
@@ -89,7 +87,15 @@ def test_alignment_trains_frozen_heads_and_freezes_them_again() -> None:
         torch.Generator().manual_seed(0),
         samples_per_class=8,
         epochs=1,
+        **options,
     )
+
+
+def test_alignment_trains_frozen_heads_and_freezes_them_again() -> None:
+    heads = TaskHeads(4, 4, [[0, 1], [2, 3]])
+    heads.heads[0].requires_grad_(False)
+    before = [p.clone() for p in heads.parameters()]
+    _align_two_tasks(heads)
     assert all(not torch.equal(a, b) for a, b in zip(before, heads.parameters(), strict=True))
     assert [p.requires_grad for p in heads.parameters()] == [False, False, True, True]
 
@@ -98,15 +104,7 @@ def test_shrinkage_and_scaling_change_what_alignment_samples() -> None:
     def aligned(**options) -> torch.Tensor:
         torch.manual_seed(0)
         heads = TaskHeads(4, 4, [[0, 1], [2, 3]])
-        align_classifier(
-            heads,
-            _statistics([0, 1, 2, 3]),
-            [[0, 1], [2, 3]],
-            torch.Generator().manual_seed(0),
-            samples_per_class=8,
-            epochs=1,
-            **options,
-        )
+        _align_two_tasks(heads, **options)
         return heads.heads[0].weight.detach()
 
     plain = aligned()
