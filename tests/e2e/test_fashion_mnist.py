@@ -32,3 +32,18 @@ def test_kaizen_beats_finetune_in_final_accuracy(tmp_path: Path) -> None:
         assert len(result.accuracy_matrix) == 5
         final[strategy] = result.metrics["final_accuracy"].value
     assert final["kaizen"] > final["finetune"], final
+
+
+def test_the_fmnist_domains_preset_trains_every_class_in_five_domains(tmp_path: Path) -> None:
+    _require_fashion_mnist()
+    small = [
+        "data.train_per_class=50",
+        "data.test_per_class=20",
+        "train.epochs=1",
+        "eval.probes=[]",
+    ]
+    result = kaizen.run("fmnist-domains", tmp_path, [*small, "train.progress=false"])
+    assert [task.classes for task in result.tasks] == [tuple(range(10))] * 5
+    assert result.protocol.startswith("domain-incremental")
+    # each domain is tested on the whole test subset
+    assert [task.test_size for task in result.tasks] == [200] * 5
