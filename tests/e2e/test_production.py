@@ -248,3 +248,15 @@ def test_an_update_killed_mid_task_resumes_to_the_same_results(
     assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
         straight / "models" / "v4" / "model.safetensors"
     ).read_bytes()
+
+
+def test_an_updated_run_gets_a_report_and_is_kept_out_of_comparisons(
+    run_dir: Path, arrived: Path, capsys
+) -> None:
+    kaizen.update(run_dir, arrived, overrides=OPEN_GATE)
+    assert main(["report", str(run_dir)]) == 0
+    report = (run_dir / "report.md").read_text()
+    # rows written before the update have no value for its task
+    assert "| 0 | " in report and "| n/a |" in report
+    assert main(["compare", str(run_dir), "--out", str(run_dir / "compare")]) == 2
+    assert "was extended by kaizen update" in capsys.readouterr().err

@@ -328,6 +328,12 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = No
     if not run_dirs:
         raise KaizenError("compare needs at least one run directory")
     runs = [load_run(path, probe) for path in dict.fromkeys(Path(path) for path in run_dirs)]
+    for run in runs:
+        if run.updated:
+            raise KaizenError(
+                f"{run.path} was extended by kaizen update: compare reads runs of one stated "
+                f"scenario; see its versions with `kaizen history {run.path}`"
+            )
     complete = [run for run in runs if run.complete]
     if not complete:
         raise KaizenError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,8 +29,9 @@ figcaption { color: #555; font-size: 0.9em; }
 
 
 def cell(value: object, digits: int = 4) -> str:
-    """A table cell: floats with ``digits`` decimals, None as "n/a", booleans as yes / no."""
-    if value is None:
+    """A table cell: floats with ``digits`` decimals, None and NaN as "n/a", booleans as yes /
+    no."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ class Run:
     costs: dict[str, Any] | None
     probe: str | None = None
     """The probe whose accuracy matrix :attr:`matrix` gives; None: the classifier's."""
+    updated: bool = False
+    """Whether ``kaizen update`` added tasks: rows written before them hold NaN there."""
 
     @property
     def config(self) -> dict[str, Any]:
@@ -129,7 +132,22 @@ def load_run(run_dir: Path, probe: str | None = None) -> Run:
             f"{run_dir} has no '{probe}' probe (it has: {', '.join(probes) or 'none'}): "
             f"choose one of those, or run with eval.probes=[{probe}]"
         )
-    return Run(run_dir, results, costs, probe)
+    updated = _square_matrices(results)
+    return Run(run_dir, results, costs, probe, updated)
+
+
+def _square_matrices(results: dict[str, Any]) -> bool:
+    """Give every row of each matrix the last row's length, NaN where a row was written before
+    an update's task existed; True when a row was short (the run was updated)."""
+    matrices = [results["accuracy_matrix"], *(results.get("probes") or {}).values()]
+    updated = False
+    for matrix in matrices:
+        rows = matrix["values"]
+        width = max((len(row) for row in rows), default=0)
+        for row in rows:
+            updated |= len(row) < width
+            row.extend([math.nan] * (width - len(row)))
+    return updated
 
 
 def is_complete(run_dir: Path) -> bool:
