@@ -260,3 +260,28 @@ def test_an_updated_run_gets_a_report_and_is_kept_out_of_comparisons(
     assert "| 0 | " in report and "| n/a |" in report
     assert main(["compare", str(run_dir), "--out", str(run_dir / "compare")]) == 2
     assert "was extended by kaizen update" in capsys.readouterr().err
+
+
+def test_an_update_keeps_an_image_folder_cache_inside_the_run(
+    arrived: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import tiny_tree
+
+    for split in ("train", "val"):
+        for offset, label in enumerate(("cat", "dog")):
+            for i in range(4):
+                _image(tmp_path / "folder" / split / label / f"{i}.png", 60 + 80 * offset, seed=i)
+    tree = tiny_tree("kaizen")
+    tree["data"] = {"name": "image-folder", "path": str(tmp_path / "folder"), "cache_dir": "cache"}
+    tree["scenario"] = {"num_tasks": 2}
+    tree["train"].update({"progress": False, "num_threads": 1})
+    run_dir = tmp_path / "run"
+    kaizen.run(tree, run_dir)
+    cached = sorted((run_dir / "cache").iterdir())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    outcome = kaizen.update(run_dir, arrived, overrides=OPEN_GATE)
+    assert outcome.version == "v3"
+    assert not (elsewhere / "cache").exists()
+    assert sorted((run_dir / "cache").iterdir()) == cached

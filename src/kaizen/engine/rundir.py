@@ -60,6 +60,14 @@ def read_run_config(run_dir: Path) -> RunConfig:
     return validate_config(load_yaml(path))
 
 
+def with_cache_in_run_dir(config: RunConfig, run_dir: Path) -> RunConfig:
+    """``config`` with ``data.cache_dir`` resolved inside ``run_dir`` (refused if it leaves it)."""
+    if config.data.cache_dir is None:
+        return config
+    cache = inside_run_dir(run_dir, config.data.cache_dir, "data.cache_dir")
+    return config.model_copy(update={"data": config.data.model_copy(update={"cache_dir": cache})})
+
+
 def inside_run_dir(run_dir: Path, path: Path, key: str) -> Path:
     """``path`` resolved against ``run_dir``; a path that leaves the run directory is refused."""
     resolved = (run_dir / path).resolve()

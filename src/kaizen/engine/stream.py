@@ -90,7 +90,10 @@ def _check_tasks(data: LabelledData, tasks: list[Task]) -> list[str]:
     return warnings
 
 
-def load_scenario(config: RunConfig) -> tuple[LabelledData, list[Task]]:
+Scenario = tuple[LabelledData, list[Task]]
+
+
+def load_scenario(config: RunConfig) -> Scenario:
     """The dataset (every domain's images, for a domain-incremental stream) and its tasks."""
     scenario, seed = config.scenario, config.seed
     if scenario.kind != "domain-incremental":
@@ -103,11 +106,17 @@ def load_scenario(config: RunConfig) -> tuple[LabelledData, list[Task]]:
     return domains.data, domain_tasks(domains, scenario, seed)
 
 
-def load_stream(config: RunConfig, fabric: Fabric, updates: Sequence[Update] = ()) -> Stream:
-    """Read the data, cut it into tasks, append the run's ``updates`` (one task each), and move
-    it to ``fabric``'s device. The normalisation's statistics are the dataset's, before any
-    update, so that a model keeps its preprocessing over its life."""
-    base, tasks = load_scenario(config)
+def load_stream(
+    config: RunConfig,
+    fabric: Fabric,
+    updates: Sequence[Update] = (),
+    scenario: Scenario | None = None,
+) -> Stream:
+    """Read the data (unless ``scenario`` holds it already), cut it into tasks, append the run's
+    ``updates`` (one task each), and move it to ``fabric``'s device. The normalisation's
+    statistics are the dataset's, before any update, so that a model keeps its preprocessing
+    over its life."""
+    base, tasks = scenario if scenario is not None else load_scenario(config)
     augment = fabric.to_device(
         augment_for(
             config.augment,

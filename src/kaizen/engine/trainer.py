@@ -42,12 +42,12 @@ from kaizen.engine.rng import capture_rng, restore_rng
 from kaizen.engine.rundir import (
     CHECKPOINT_FOLDER,
     holds_run,
-    inside_run_dir,
     occupied_error,
     start_run_dir,
+    with_cache_in_run_dir,
 )
 from kaizen.engine.step import TrainStep, prepare_learner
-from kaizen.engine.stream import Stream, load_stream
+from kaizen.engine.stream import Scenario, Stream, load_stream
 from kaizen.errors import ConfigError, KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, scenario_protocol
 from kaizen.eval.evaluator import Evaluator, probe_protocols
@@ -130,7 +130,8 @@ class ContinualTrainer:
 
     Construction reads and checks the data (so bad input fails before anything is written);
     :meth:`run` trains, from the start or from the newest valid checkpoint. ``updates`` are the
-    run directory's updates, each one more task after the scenario's.
+    run directory's updates, each one more task after the scenario's; ``scenario`` is the
+    dataset and tasks of ``config`` when the caller has read them already.
     """
 
     def __init__(
@@ -139,6 +140,7 @@ class ContinualTrainer:
         out_dir: Path,
         console: Console | None = None,
         updates: Sequence[Update] = (),
+        scenario: Scenario | None = None,
     ) -> None:
         self.config = config
         self.out_dir = out_dir
@@ -162,12 +164,8 @@ class ContinualTrainer:
         check_parallel_config(config, self.fabric)
         if not self.fabric.is_global_zero:
             self.console = Console(quiet=True)
-        if config.data.cache_dir is not None:
-            cache = inside_run_dir(out_dir, config.data.cache_dir, "data.cache_dir")
-            config = config.model_copy(
-                update={"data": config.data.model_copy(update={"cache_dir": cache})}
-            )
-        self.stream: Stream = load_stream(config, self.fabric, updates)
+        config = with_cache_in_run_dir(config, out_dir)
+        self.stream: Stream = load_stream(config, self.fabric, updates, scenario)
         for part in self.method.parts:
             part.validate(self.stream)
         self._check_learner()

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from kaizen.config import runtime_overrides
-from kaizen.engine.rundir import read_run_config
+from kaizen.engine.rundir import read_run_config, with_cache_in_run_dir
 from kaizen.engine.stream import load_scenario
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.errors import ConfigError, KaizenError
@@ -67,7 +67,8 @@ def update(
             f"{run_dir} is not finished: continue it with `kaizen resume {run_dir}`, then update"
         )
     earlier = read_updates(run_dir)
-    base, _ = load_scenario(config)
+    scenario = load_scenario(with_cache_in_run_dir(config, run_dir))
+    base = scenario[0]
     known = earlier[-1].class_names if earlier else base.class_names
     channels, height, width = base.train.images.shape[1:]
     shape = ImageShape(channels, height, width, config.data.image_size)
@@ -85,7 +86,7 @@ def update(
         number, known, train, held_out, label_fraction, tuple(overrides)
     )
     # the trainer checks the data and the model before the update is written
-    trainer = ContinualTrainer(config, run_dir, console, [*earlier, staged])
+    trainer = ContinualTrainer(config, run_dir, console, [*earlier, staged], scenario)
     about = {
         "data": str(data),
         "test": str(test) if test is not None else f"held out: {test_fraction:g} per class",
