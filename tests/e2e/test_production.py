@@ -31,18 +31,21 @@ def _results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A finished tiny kaizen run of 3 tasks over synthetic classes class-0..class-5."""
+def _finish_tiny_run(strategy: str, run_dir: Path) -> Path:
+    """A finished tiny ``strategy`` run of 3 tasks over synthetic classes class-0..class-5."""
     from conftest import tiny_tree
 
-    tree = tiny_tree("kaizen")
+    tree = tiny_tree(strategy)
     tree["train"].update(
         {"epochs": 6, "checkpoint_every_epochs": 1, "progress": False, "num_threads": 1}
     )
-    run_dir = tmp_path_factory.mktemp("runs") / "run"
     kaizen.run(tree, run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    return _finish_tiny_run("kaizen", tmp_path_factory.mktemp("runs") / "run")
 
 
 @pytest.fixture
@@ -224,12 +227,17 @@ def test_an_npz_update_then_a_csv_update_each_add_a_task(
     assert [task["classes"] for task in _results(run_dir)["tasks"][3:]] == [[6, 7], [8]]
 
 
+@pytest.mark.parametrize("strategy", ["kaizen", "slcapp"])
 def test_an_update_killed_mid_task_resumes_to_the_same_results(
-    finished_run: Path, arrived: Path, tmp_path: Path
+    strategy: str, finished_run: Path, arrived: Path, tmp_path: Path
 ) -> None:
+    # slcapp: per-task heads grow a head for the update, and alignment runs after it
+    source = finished_run if strategy == "kaizen" else _finish_tiny_run(strategy, tmp_path / "run")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     for target in (straight, killed):
-        shutil.copytree(finished_run, target)
+        shutil.copytree(source, target)
+    if strategy == "slcapp":  # one head per task: an update brings new classes only
+        shutil.rmtree(arrived / "class-0")
     kaizen.update(straight, arrived, overrides=OPEN_GATE)
     command = [*CLI, "update", str(killed), str(arrived), *OPEN_GATE]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -285,3 +293,15 @@ def test_an_update_keeps_an_image_folder_cache_inside_the_run(
     assert outcome.version == "v3"
     assert not (elsewhere / "cache").exists()
     assert sorted((run_dir / "cache").iterdir()) == cached
+
+
+def test_an_update_of_known_classes_on_a_run_of_task_heads_is_refused(
+    arrived: Path, tmp_path: Path, capsys
+) -> None:
+    run_dir = _finish_tiny_run("slcapp", tmp_path / "run")
+    before = _digests(run_dir)
+    assert main(["update", str(run_dir), str(arrived)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "model.heads=per-task" in error and "class-0 are known" in error
+    assert len(error.splitlines()) == 1
+    assert _digests(run_dir) == before

@@ -12,10 +12,16 @@ from kaizen.config import runtime_overrides
 from kaizen.engine.rundir import read_run_config, with_cache_in_run_dir
 from kaizen.engine.stream import load_scenario
 from kaizen.engine.trainer import ContinualTrainer
-from kaizen.errors import ConfigError, KaizenError
+from kaizen.errors import ConfigError, DataError, KaizenError
 from kaizen.production.incoming import ImageShape, read_arrival
 from kaizen.production.model import read_spec
-from kaizen.production.updates import build_update, read_updates, split_arrival, write_update
+from kaizen.production.updates import (
+    Update,
+    build_update,
+    read_updates,
+    split_arrival,
+    write_update,
+)
 from kaizen.production.versions import models_folder, version_name
 from kaizen.report.runs import is_complete
 from kaizen.results import Result
@@ -85,6 +91,8 @@ def update(
     staged, warnings = build_update(
         number, known, train, held_out, label_fraction, tuple(overrides)
     )
+    if config.model.heads == "per-task":
+        _check_only_new_classes(staged, len(known))
     # the trainer checks the data and the model before the update is written
     trainer = ContinualTrainer(config, run_dir, console, [*earlier, staged], scenario)
     about = {
@@ -97,6 +105,17 @@ def update(
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     result = trainer.run(resume=True)
     return outcome_of(run_dir, result)
+
+
+def _check_only_new_classes(staged: Update, known: int) -> None:
+    """A run with one head per task learns each class in one task: an update of it may bring
+    new classes only."""
+    repeated = [staged.class_names[c] for c in staged.classes if c < known]
+    if repeated:
+        raise DataError(
+            f"the run has one head per task (model.heads=per-task), so an update brings new "
+            f"classes only, and {', '.join(repeated)} are known: leave their images out"
+        )
 
 
 def outcome_of(run_dir: Path, result: Result) -> UpdateOutcome:
