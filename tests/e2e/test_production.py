@@ -48,6 +48,12 @@ def finished_run(tmp_path_factory) -> Path:
     return _finish_tiny_run("kaizen", tmp_path_factory.mktemp("runs") / "run")
 
 
+@pytest.fixture(scope="module")
+def finished_slcapp_run(tmp_path_factory) -> Path:
+    """One head per task, grown by a head at an update, and alignment after every task."""
+    return _finish_tiny_run("slcapp", tmp_path_factory.mktemp("runs") / "slcapp")
+
+
 @pytest.fixture
 def run_dir(finished_run: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "run"
@@ -227,16 +233,15 @@ def test_an_npz_update_then_a_csv_update_each_add_a_task(
     assert [task["classes"] for task in _results(run_dir)["tasks"][3:]] == [[6, 7], [8]]
 
 
-@pytest.mark.parametrize("strategy", ["kaizen", "slcapp"])
+@pytest.mark.parametrize("finished", ["finished_run", "finished_slcapp_run"])
 def test_an_update_killed_mid_task_resumes_to_the_same_results(
-    strategy: str, finished_run: Path, arrived: Path, tmp_path: Path
+    finished: str, arrived: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    # slcapp: per-task heads grow a head for the update, and alignment runs after it
-    source = finished_run if strategy == "kaizen" else _finish_tiny_run(strategy, tmp_path / "run")
+    source: Path = request.getfixturevalue(finished)
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     for target in (straight, killed):
         shutil.copytree(source, target)
-    if strategy == "slcapp":  # one head per task: an update brings new classes only
+    if finished == "finished_slcapp_run":  # one head per task: an update brings new classes only
         shutil.rmtree(arrived / "class-0")
     kaizen.update(straight, arrived, overrides=OPEN_GATE)
     command = [*CLI, "update", str(killed), str(arrived), *OPEN_GATE]
@@ -296,9 +301,10 @@ def test_an_update_keeps_an_image_folder_cache_inside_the_run(
 
 
 def test_an_update_of_known_classes_on_a_run_of_task_heads_is_refused(
-    arrived: Path, tmp_path: Path, capsys
+    finished_slcapp_run: Path, arrived: Path, tmp_path: Path, capsys
 ) -> None:
-    run_dir = _finish_tiny_run("slcapp", tmp_path / "run")
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_slcapp_run, run_dir)
     before = _digests(run_dir)
     assert main(["update", str(run_dir), str(arrived)]) == 2
     error = capsys.readouterr().err.strip()
