@@ -20,6 +20,7 @@ demo: install data
 	$(BIN)/kaizen demo
 
 test: install data
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 lint: install

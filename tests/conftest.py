@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from kaizen.config import SSL_SETTINGS, RunConfig, build_config
-from kaizen.continual.methods.slca import FAMILY
 from kaizen.eval.metrics import continual_metrics
+from kaizen.methods.strategies.slca import FAMILY
 
 
 def small_ssl(ssl: str, width: int, output_dim: int, queue_size: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from kaizen.report.aggregate import Group, group_runs
-from kaizen.report.runs import load_run
+from kaizen.storage.runs import load_run
 
 COLUMNS = (
     "strategy",

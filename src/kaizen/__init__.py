@@ -6,12 +6,11 @@
 ``kaizen.load_model(path)`` reads a saved model for ``predict`` and ``features``.
 """
 
-__version__ = "0.1.0"
-
 from kaizen.api import run
 from kaizen.config import RunConfig
+from kaizen.eval.results import Result
 from kaizen.production.predict import load_model
 from kaizen.production.update import update
-from kaizen.results import Result
+from kaizen.version import __version__
 
 __all__ = ["Result", "RunConfig", "__version__", "load_model", "run", "update"]

@@ -9,11 +9,12 @@ from typing import Any
 from rich.console import Console
 
 from kaizen.config import RunConfig, build_config, load_yaml, runtime_overrides
-from kaizen.engine.rundir import read_run_config
+from kaizen.data.updates import read_updates
 from kaizen.engine.trainer import ContinualTrainer
+from kaizen.eval.results import Result
 from kaizen.presets import load_preset
-from kaizen.production.updates import read_updates
-from kaizen.results import Result
+from kaizen.production.versions import ModelVersions
+from kaizen.storage.rundir import read_run_config
 
 
 def resolve_config(
@@ -49,7 +50,7 @@ def run(
     The config and the data are checked before anything in ``out_dir`` is touched.
     """
     resolved = resolve_config(config, overrides)
-    trainer = ContinualTrainer(resolved, Path(out_dir), console)
+    trainer = ContinualTrainer(resolved, Path(out_dir), console, hooks=[ModelVersions])
     trainer.start_run_dir(force)
     return trainer.run()
 
@@ -68,5 +69,5 @@ def resume(
     # an interrupted update goes on with the settings it was started with, unless overridden
     started_with = list(updates[-1].overrides) if updates else []
     config = runtime_overrides(read_run_config(out_dir), [*started_with, *overrides])
-    trainer = ContinualTrainer(config, out_dir, console, updates)
+    trainer = ContinualTrainer(config, out_dir, console, updates, hooks=[ModelVersions])
     return trainer.run(resume=True)

@@ -16,10 +16,11 @@ from kaizen.bench.commands import register as register_bench_command
 from kaizen.distributed import is_primary
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.errors import KaizenError
+from kaizen.eval.results import Result
 from kaizen.presets import load_preset, preset_names
 from kaizen.production.commands import register as register_production_commands
 from kaizen.report.commands import register as register_report_commands
-from kaizen.results import Result
+from kaizen.sweep.commands import register as register_sweep_command
 
 DEMO_STRATEGIES = ("finetune", "kaizen")
 
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
     register_report_commands(commands)
+    register_sweep_command(commands)
     register_production_commands(commands)
     register_bench_command(commands)
     return parser

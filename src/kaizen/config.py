@@ -26,7 +26,6 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from kaizen.errors import ConfigError
-from kaizen.models.vit import check_patch_grid
 
 
 class Section(BaseModel):
@@ -146,6 +145,26 @@ class ScenarioConfig(Section):
         if isinstance(self.label_fraction, list):
             return self.label_fraction[task]
         return self.label_fraction
+
+
+def check_patch_grid(image_size: int, patch_size: int) -> int:
+    """The side of the patch grid, ``image_size // patch_size``.
+
+    Raises ``ConfigError`` unless both are positive and ``patch_size`` divides ``image_size``.
+    """
+    if patch_size < 1 or image_size < 1:
+        raise ConfigError(
+            f"ViT image size and patch size must be >= 1, got image size {image_size} and "
+            f"patch size {patch_size}"
+        )
+    if image_size % patch_size:
+        smaller = max(patch_size, image_size - image_size % patch_size)
+        raise ConfigError(
+            f"ViT image size {image_size} is not a multiple of the patch size {patch_size}; "
+            f"resize the images to a multiple of {patch_size} (e.g. {smaller}) or choose a "
+            f"patch size that divides {image_size}"
+        )
+    return image_size // patch_size
 
 
 class ModelConfig(Section):

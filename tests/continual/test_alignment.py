@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from kaizen.continual.alignment import (
+from kaizen.learner.alignment import (
     COVARIANCE_RIDGE,
     ClassStatistics,
     align_classifier,

@@ -11,11 +11,12 @@ from lightning.fabric import Fabric
 
 import kaizen
 from kaizen.config import build_config
-from kaizen.continual.learner import build_learner
-from kaizen.continual.method import RunContext
-from kaizen.continual.methods import build_method
-from kaizen.continual.parts.alignment import ClassifierAlignment
-from kaizen.engine.stream import load_stream
+from kaizen.data.stream import load_stream
+from kaizen.learner.learner import build_learner
+from kaizen.methods.parts.alignment import ClassifierAlignment
+from kaizen.methods.seam import RunContext
+from kaizen.methods.strategies import build_method
+from kaizen.ssl.registry import views_of
 
 
 def _run_context(tiny):
@@ -23,7 +24,7 @@ def _run_context(tiny):
     tree["classifier"] = {"align": True}
     config = build_config(tree)
     fabric = Fabric(accelerator="cpu", devices=1)
-    stream = load_stream(config, fabric)
+    stream = load_stream(config, fabric, views_of(config.ssl))
     learner = build_learner(config, 3, 6)
     return config, RunContext(stream, fabric, learner, stream.tasks[0])
 
@@ -83,7 +84,7 @@ def test_an_aligned_run_trains_the_same_backbone(tiny, tmp_path: Path) -> None:
 
 
 def test_replay_statistics_follow_the_backbone(tiny) -> None:
-    from kaizen.continual.method import Part
+    from kaizen.methods.seam import Part
 
     config, run = _run_context(tiny)
     first = run.stream.tasks[0]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from kaizen.continual.correlation import (
+from kaizen.learner.correlation import (
     block_correlations,
     covariance_alignment,
     frozen_prefix,
@@ -209,8 +209,8 @@ def test_frozen_prefix_rejects_inconsistent_depths(current: int, maximum: int):
 
 def test_freezing_refuses_a_backbone_without_blocks(monkeypatch):
     from kaizen.config import FreezeConfig, ModelConfig
-    from kaizen.continual.parts import freezing
     from kaizen.errors import ConfigError
+    from kaizen.methods.parts import freezing
 
     monkeypatch.setattr(freezing, "build_backbone", lambda *args, **kwargs: nn.Linear(4, 4))
     part = freezing.LayerFreezing(FreezeConfig(enabled=True), ModelConfig(), [], seed=0)

@@ -8,12 +8,12 @@ from torch import nn
 
 from conftest import small_learner_config
 from kaizen.config import RunConfig
-from kaizen.continual.learner import Learner, build_learner
-from kaizen.continual.method import TaskClasses
-from kaizen.continual.methods import METHODS, build_method
-from kaizen.continual.methods.slca import FAMILY
-from kaizen.continual.teacher import Teacher
-from kaizen.continual.terms import StepTensors, classifier_cross_entropy, total_loss
+from kaizen.learner.learner import Learner, build_learner
+from kaizen.learner.teacher import Teacher
+from kaizen.learner.terms import StepTensors, classifier_cross_entropy, total_loss
+from kaizen.methods.seam import TaskClasses
+from kaizen.methods.strategies import METHODS, build_method
+from kaizen.methods.strategies.slca import FAMILY
 
 SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 NUM_CLASSES = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from kaizen.continual.parts.mixup import reservoir_update
+from kaizen.methods.parts.mixup import reservoir_update
 
 
 def test_reservoir_fills_free_slots_first_in_order():

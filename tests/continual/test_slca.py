@@ -10,21 +10,21 @@ import torch
 from torch.nn import functional as F
 
 from kaizen.config import build_config
-from kaizen.continual.alignment import (
+from kaizen.learner.alignment import (
     ClassStatistics,
     align_classifier,
     inference_input_scales,
     sampled_feature_factors,
     shrunk_means,
 )
-from kaizen.continual.learner import LearnerOutputs, build_learner
-from kaizen.continual.method import TaskClasses
-from kaizen.continual.methods import build_method
-from kaizen.continual.parts.hybrid import ADAPTER_GROUP, HybridSlowLearner
-from kaizen.continual.parts.one_lr import OneLearningRate
-from kaizen.continual.symmetric_ce import symmetric_cross_entropy
-from kaizen.continual.terms import StepTensors, current_task_term
-from kaizen.engine.optim import CLASSIFIER_GROUP, parameter_groups
+from kaizen.learner.learner import LearnerOutputs, build_learner
+from kaizen.learner.optim import CLASSIFIER_GROUP, parameter_groups
+from kaizen.learner.symmetric_ce import symmetric_cross_entropy
+from kaizen.learner.terms import StepTensors, current_task_term
+from kaizen.methods.parts.hybrid import ADAPTER_GROUP, HybridSlowLearner
+from kaizen.methods.parts.one_lr import OneLearningRate
+from kaizen.methods.seam import TaskClasses
+from kaizen.methods.strategies import build_method
 from kaizen.models.heads import TaskHeads
 from kaizen.models.lora import LoRALinear
 
@@ -154,12 +154,13 @@ def test_sequential_fine_tuning_trains_everything_at_the_heads_rate(tiny) -> Non
 def test_the_family_trains_the_current_tasks_head_with_its_own_loss(tiny) -> None:
     from lightning.fabric import Fabric
 
-    from kaizen.continual.method import RunContext
-    from kaizen.engine.stream import load_stream
+    from kaizen.data.stream import load_stream
+    from kaizen.methods.seam import RunContext
+    from kaizen.ssl.registry import views_of
 
     config = _pretrained_config(tiny, "slcapp")
     method = build_method(config)
-    stream = load_stream(config, Fabric(accelerator="cpu", devices=1))
+    stream = load_stream(config, Fabric(accelerator="cpu", devices=1), views_of(config.ssl))
     learner = build_learner(config, 3, 6, 16, [t.classes for t in stream.tasks])
     for part in method.parts:
         part.prepare_learner(learner)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from kaizen.continual.symmetric_ce import symmetric_cross_entropy
+from kaizen.learner.symmetric_ce import symmetric_cross_entropy
 
 
 def test_sce_equals_the_formula_on_hand_made_logits():

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from kaizen.continual.learner import LearnerOutputs
-from kaizen.continual.teacher import TeacherOutputs
-from kaizen.continual.terms import (
+from kaizen.learner.learner import LearnerOutputs
+from kaizen.learner.teacher import TeacherOutputs
+from kaizen.learner.terms import (
     StepTensors,
     WeightedTerm,
     classifier_cross_entropy,

@@ -10,10 +10,11 @@ from lightning.fabric import Fabric
 
 import kaizen
 from kaizen.config import build_config
-from kaizen.continual.learner import build_learner
-from kaizen.continual.method import RunContext
-from kaizen.continual.parts.mixup import ReservoirMixup
-from kaizen.engine.stream import load_stream
+from kaizen.data.stream import load_stream
+from kaizen.learner.learner import build_learner
+from kaizen.methods.parts.mixup import ReservoirMixup
+from kaizen.methods.seam import RunContext
+from kaizen.ssl.registry import views_of
 
 
 def _read(out: Path) -> dict:
@@ -35,7 +36,7 @@ def test_lump_needs_no_labels_and_reports_the_task_aware_knn(tiny, tmp_path: Pat
 def test_lump_mixes_each_view_with_an_augmented_buffer_view(tiny) -> None:
     config = build_config(tiny("lump"))
     fabric = Fabric(accelerator="cpu", devices=1)
-    stream = load_stream(config, fabric)
+    stream = load_stream(config, fabric, views_of(config.ssl))
     run = RunContext(stream, fabric, build_learner(config, 3, 6), stream.tasks[0])
     part = ReservoirMixup(config.lump, seed=0)
     part.start_task(run)
@@ -131,7 +132,7 @@ def test_compare_shows_the_savings_columns(tiny, tmp_path: Path) -> None:
 
 
 def test_a_shared_frozen_prefix_runs_once_and_changes_no_result(tiny, tmp_path: Path, monkeypatch):
-    from kaizen.continual.teacher import Teacher
+    from kaizen.learner.teacher import Teacher
 
     starts: list[int] = []
     teacher_forward = Teacher.forward

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +19,11 @@ import torch
 from PIL import Image
 
 import kaizen
+from kaizen import testpoints
 from kaizen.cli import main
-from kaizen.engine.stream import load_stream
+from kaizen.data.stream import load_stream
 from kaizen.production.commands import REJECTED_EXIT_CODE
+from kaizen.ssl.registry import views_of
 
 CLI = [sys.executable, "-m", "kaizen.cli"]
 OPEN_GATE = ["gate.max_old_drop=1", "gate.max_flip_rate=1"]
@@ -130,10 +132,11 @@ def test_a_rejected_update_leaves_the_model_in_service_and_earlier_versions_unto
 
 def test_a_saved_version_predicts_what_the_run_measured(run_dir: Path) -> None:
     from kaizen.api import resolve_config
-    from kaizen.engine.rundir import read_run_config
+    from kaizen.storage.rundir import read_run_config
 
     config = read_run_config(run_dir)
-    stream = load_stream(resolve_config(config), _cpu_fabric())
+    resolved = resolve_config(config)
+    stream = load_stream(resolved, _cpu_fabric(), views_of(resolved.ssl))
     model = kaizen.load_model(run_dir / "models" / "v3")
     predicted = model.logits(stream.test_images).argmax(dim=1)
     measured = json.loads((run_dir / "models" / "v3" / "model.json").read_text())["metrics"]
@@ -245,15 +248,11 @@ def test_an_update_killed_mid_task_resumes_to_the_same_results(
         shutil.rmtree(arrived / "class-0")
     kaizen.update(straight, arrived, overrides=OPEN_GATE)
     command = [*CLI, "update", str(killed), str(arrived), *OPEN_GATE]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    inside_the_update = killed / "checkpoints" / "ckpt-t003-e00001-b0000000.pt"
-    deadline = time.monotonic() + 120
-    while not inside_the_update.exists():
-        assert process.poll() is None, "the update ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait() == -signal.SIGKILL
+    # the first step of the update's second epoch: its first epoch is saved, its end is not
+    env = {**os.environ, testpoints.KILL_VARIABLE: "step 3.1.0"}
+    stopped = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert stopped.returncode == -signal.SIGKILL, stopped.stderr
+    assert (killed / "checkpoints" / "ckpt-t003-e00001-b0000000.pt").exists()
     assert not (killed / "models" / "v4").exists()
     finished = subprocess.run([*CLI, "resume", str(killed)], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr

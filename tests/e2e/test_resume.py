@@ -8,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,14 @@ import torch
 import yaml
 
 import kaizen
+from kaizen import testpoints
 from kaizen.api import resume
 from kaizen.cli import main
-from kaizen.continual.methods import METHODS
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.engine.step import TrainStep
 from kaizen.engine.trainer import NonFiniteLossError
 from kaizen.errors import KaizenError
+from kaizen.methods.strategies import METHODS
 
 
 def _resumable(tiny, strategy: str = "kaizen", ssl: str = "mocov2plus", epochs: int = 3) -> dict:
@@ -129,7 +129,7 @@ def test_run_refuses_a_directory_that_holds_a_run(tiny, tmp_path: Path) -> None:
 def test_a_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str, fix: str
 ) -> None:
-    import kaizen.continual.terms as terms
+    import kaizen.learner.terms as terms
 
     original = terms.classifier_cross_entropy
     calls = {"count": 0}
@@ -157,110 +157,102 @@ def _checkpoints_written(run_dir: Path) -> set[str]:
     return {p.name for p in folder.glob("*.sha256")} if folder.exists() else set()
 
 
-def _kill_after_progress(command: list[str], run_dir: Path, rng: random.Random) -> None:
-    """Start ``command``, wait for a new checkpoint, then SIGKILL it at a random moment."""
-    before = _checkpoints_written(run_dir)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _checkpoints_written(run_dir) <= before:
-        assert process.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "no checkpoint appeared within two minutes"
-        time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 0.4))
-    process.kill()
-    assert process.wait() == -signal.SIGKILL
-
-
-@pytest.mark.parametrize(
-    ("strategy", "extra", "epochs"),
-    [
-        ("kaizen", {}, 6),
-        ("lump", {}, 6),
-        # threshold 0 freezes every block before the last stage at task 1; the frozen steps
-        # are so fast that the run needs more epochs to outlast three kills
-        ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}, 24),
-        ("kaizen", {"classifier": {"align": True}}, 6),
-    ],
-    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align"],
-)
-def test_three_sigkills_at_random_points_then_resume_give_identical_results(
-    strategy: str, extra: dict, epochs: int, tiny, tmp_path: Path
-) -> None:
-    tree = {**_resumable(tiny, strategy, epochs=epochs), **extra}
-    config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(tree))
-    kaizen.run(tree, tmp_path / "straight")
-    run_dir = tmp_path / "killed"
-    rng = random.Random(int.from_bytes(os.urandom(4), "little"))
-    _kill_after_progress([*CLI, "run", str(config), "--out", str(run_dir)], run_dir, rng)
-    _kill_twice_then_finish(run_dir, rng)
-    assert _results(run_dir) == _results(tmp_path / "straight")
-
-
 CLI = [sys.executable, "-m", "kaizen.cli"]
-
-KILLED_MID_ALIGNMENT = """
-import os, signal, sys
-import kaizen.continual.alignment as alignment
-from kaizen.cli import main
-original, calls = alignment.normalised_logits, {"count": 0}
-def normalised_logits(logits, task_blocks, temperature):
-    # the second alignment step of task 1, whose seen classes form two task blocks
-    calls["count"] += len(task_blocks) == 2
-    if calls["count"] == 2:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return original(logits, task_blocks, temperature)
-alignment.normalised_logits = normalised_logits
-sys.exit(main(sys.argv[1:]))
-"""
+KINDS = ("step", "checkpoint", "align", "task-end")
 
 
-def _kill_twice_then_finish(run_dir: Path, rng: random.Random) -> None:
-    """Resume ``run_dir``, SIGKILL it at two random points, then resume it to the end."""
-    for _ in range(2):
-        _kill_after_progress([*CLI, "resume", str(run_dir)], run_dir, rng)
+def _run_logging_points(
+    tree: dict, out: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Run ``tree`` into ``out`` uninterrupted; returns the test points it passed, in order."""
+    with monkeypatch.context() as patched:
+        patched.setenv(testpoints.LOG_VARIABLE, str(log))
+        kaizen.run(tree, out)
+    return log.read_text().splitlines()
+
+
+def _kill_points(points: list[str], seed: str) -> list[str]:
+    """One point of each kind the run passes, drawn by a generator seeded with ``seed``, in the
+    order the run passes them: the same points on every run of the suite."""
+    rng = random.Random(seed)
+    chosen = []
+    for kind in KINDS:
+        candidates = [point for point in points if point.split()[0] == kind]
+        if candidates:
+            chosen.append(rng.choice(candidates))
+    return sorted(chosen, key=points.index)
+
+
+def _killed_at(command: list[str], point: str) -> None:
+    """Run ``command`` until it passes ``point``, where it is SIGKILLed."""
+    env = {**os.environ, testpoints.KILL_VARIABLE: point}
+    killed = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert killed.returncode == -signal.SIGKILL, f"not killed at {point!r}: {killed.stderr}"
+
+
+def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]) -> None:
+    """Run ``start``, SIGKILL it at the first of ``points``, resume it and SIGKILL it at each
+    of the others, then resume it to the end."""
+    _killed_at(start, points[0])
+    for point in points[1:]:
+        _killed_at([*CLI, "resume", str(run_dir)], point)
     finished = subprocess.run([*CLI, "resume", str(run_dir)], capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
 
 
-def test_an_slcapp_run_killed_mid_alignment_then_twice_at_random_resumes_identically(
-    tiny, tmp_path: Path
+@pytest.mark.parametrize(
+    ("strategy", "extra"),
+    [
+        ("kaizen", {}),
+        ("lump", {}),
+        # threshold 0 freezes every block before the last stage at task 1
+        ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}),
+        ("kaizen", {"classifier": {"align": True}}),
+        ("slcapp", {}),
+    ],
+    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align", "slcapp"],
+)
+def test_sigkills_at_seeded_points_then_resume_give_identical_results(
+    strategy: str, extra: dict, tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tree = _resumable(tiny, "slcapp", epochs=6)
+    tree = {**_resumable(tiny, strategy), **extra}
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tree))
-    kaizen.run(tree, tmp_path / "straight")
+    points = _run_logging_points(tree, tmp_path / "straight", tmp_path / "points", monkeypatch)
+    chosen = _kill_points(points, f"{strategy}-{sorted(extra)}")
+    expected = {"step", "checkpoint", "task-end"} | (
+        {"align"} if strategy == "slcapp" or extra.get("classifier") else set()
+    )
+    assert {point.split()[0] for point in chosen} == expected
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "-c", KILLED_MID_ALIGNMENT, "run", str(config), "--out"]
-    killed = subprocess.run([*command, str(run_dir)], capture_output=True, text=True)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    # killed inside task 1's alignment: task 1's last epoch is saved, its end is not
+    _kill_at_each_then_finish([*CLI, "run", str(config), "--out", str(run_dir)], run_dir, chosen)
+    assert _results(run_dir) == _results(tmp_path / "straight"), f"killed at {chosen}"
+
+
+def test_a_kill_inside_the_alignment_leaves_the_task_unfinished(tiny, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(_resumable(tiny, "slcapp")))
+    run_dir = tmp_path / "killed"
+    _killed_at([*CLI, "run", str(config), "--out", str(run_dir)], "align 1.1")
+    # task 1's last epoch is saved, its end is not
     written = _checkpoints_written(run_dir)
-    assert "ckpt-t001-e00005-b0000000.pt.sha256" in written
+    assert "ckpt-t001-e00002-b0000000.pt.sha256" in written
     assert not any(name.startswith("ckpt-t002") for name in written)
-    _kill_twice_then_finish(run_dir, random.Random(int.from_bytes(os.urandom(4), "little")))
-    assert _results(run_dir) == _results(tmp_path / "straight")
 
 
 def test_sigterm_saves_a_checkpoint_and_names_the_resume_command(tiny, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
-    config.write_text(yaml.safe_dump(_resumable(tiny, epochs=6)))
+    config.write_text(yaml.safe_dump(_resumable(tiny)))
     run_dir = tmp_path / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "kaizen.cli", "run", str(config), "--out", str(run_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    env = {
+        **os.environ,
+        testpoints.KILL_VARIABLE: "step 1.1.0",
+        testpoints.SIGNAL_VARIABLE: "TERM",
+    }
+    stopped = subprocess.run(
+        [*CLI, "run", str(config), "--out", str(run_dir)], capture_output=True, text=True, env=env
     )
-    deadline = time.monotonic() + 120
-    while not _checkpoints_written(run_dir):
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    written = _checkpoints_written(run_dir)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 128 + signal.SIGTERM
-    assert f"kaizen resume {run_dir}" in stderr and "Traceback" not in stderr
-    # the stop wrote a mid-epoch checkpoint (epoch-end ones resume at batch 0)
-    newest = sorted(_checkpoints_written(run_dir) - written)[-1]
-    assert not newest.endswith("-b0000000.pt.sha256")
+    assert stopped.returncode == 128 + signal.SIGTERM
+    assert f"kaizen resume {run_dir}" in stopped.stderr and "Traceback" not in stopped.stderr
+    # the stop finished the step it was in and wrote a mid-epoch checkpoint after it
+    assert max(_checkpoints_written(run_dir)) == "ckpt-t001-e00001-b0000001.pt.sha256"

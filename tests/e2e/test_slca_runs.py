@@ -11,7 +11,7 @@ import yaml
 
 import kaizen
 from kaizen.cli import main
-from kaizen.continual.methods.slca import FAMILY
+from kaizen.methods.strategies.slca import FAMILY
 
 
 def _results(run_dir: Path) -> dict:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kaizen.engine.atomic import atomic_write_text
-from kaizen.engine.checkpoints import CheckpointStore, Position
 from kaizen.engine.rng import capture_rng, restore_rng
 from kaizen.errors import KaizenError
+from kaizen.storage.atomic import atomic_write_text
+from kaizen.storage.checkpoints import CheckpointStore, Position
 
 
 def _store(tmp_path: Path, keep: int = 3) -> tuple[CheckpointStore, list[str]]:

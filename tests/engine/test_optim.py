@@ -10,8 +10,8 @@ from torch import nn
 
 from conftest import small_learner_config
 from kaizen.config import OptimConfig
-from kaizen.continual.learner import Learner, build_learner
-from kaizen.engine.optim import LARS, TaskSchedule, build_optimizer, lr_factor, parameter_groups
+from kaizen.learner.learner import Learner, build_learner
+from kaizen.learner.optim import LARS, TaskSchedule, build_optimizer, lr_factor, parameter_groups
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,12 @@ import torch
 from lightning.fabric import Fabric
 
 from conftest import small_learner_config
-from kaizen.continual.learner import build_learner
-from kaizen.continual.method import TaskClasses
-from kaizen.continual.methods import build_method
 from kaizen.data.augment import augment_for
-from kaizen.engine.optim import build_optimizer
 from kaizen.engine.step import TrainStep
+from kaizen.learner.learner import build_learner
+from kaizen.learner.optim import build_optimizer
+from kaizen.methods.seam import TaskClasses
+from kaizen.methods.strategies import build_method
 
 
 def _gradient_norm_at_update(clip: float | None) -> float:

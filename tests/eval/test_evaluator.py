@@ -8,10 +8,11 @@ from lightning.fabric import Fabric
 
 from conftest import tiny_tree
 from kaizen.config import build_config
-from kaizen.continual.learner import build_learner
-from kaizen.engine.stream import load_stream
+from kaizen.data.stream import load_stream
 from kaizen.eval.evaluator import Evaluator
 from kaizen.eval.probes import extract_features, knn_predict
+from kaizen.learner.learner import build_learner
+from kaizen.ssl.registry import views_of
 
 
 def _setup(probes: list[str]):
@@ -19,7 +20,7 @@ def _setup(probes: list[str]):
     tree["eval"] = {"probes": probes}
     config = build_config(tree)
     fabric = Fabric(accelerator="cpu", devices=1)
-    stream = load_stream(config, fabric)
+    stream = load_stream(config, fabric, views_of(config.ssl))
     torch.manual_seed(0)
     learner = build_learner(config, 3, stream.data.num_classes).eval()
     return stream, learner, Evaluator(stream, config.eval, fabric)

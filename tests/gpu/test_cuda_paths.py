@@ -14,9 +14,9 @@ from torch import nn
 import kaizen
 from kaizen.cli import main
 from kaizen.config import TrainConfig
-from kaizen.continual.learner import build_learner
 from kaizen.data.store import ImageStore
 from kaizen.engine.step import prepare_learner
+from kaizen.learner.learner import build_learner
 
 pytestmark = [
     pytest.mark.gpu,

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from kaizen.engine.checkpoints import CheckpointStore, Position
 from kaizen.errors import ConfigError
 from kaizen.models.backbones import build_backbone, load_backbone_weights
 from kaizen.models.vit import VisionTransformer, resample_position_embedding
+from kaizen.storage.checkpoints import CheckpointStore, Position
 
 # A ViT small enough for CPU tests: D 32, 2 heads, 2 blocks, 32x32 images in 8x8 patches.
 SMALL = {"dim": 32, "num_heads": 2, "depth": 2, "patch_size": 8, "image_size": 32}

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
+from kaizen.data.classes import extend_classes
+from kaizen.data.incoming import Arrival, ImageShape, read_arrival
+from kaizen.data.updates import split_arrival
 from kaizen.errors import DataError
-from kaizen.production.classes import extend_classes
-from kaizen.production.incoming import Arrival, ImageShape, read_arrival
-from kaizen.production.updates import split_arrival
 
 GRAY_8 = ImageShape(1, 8, 8)
 

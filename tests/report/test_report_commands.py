@@ -10,12 +10,14 @@ from rich.console import Console
 
 from kaizen.errors import KaizenError
 from kaizen.report import commands
+from kaizen.sweep import commands as sweep_commands
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaizen")
     register_into = parser.add_subparsers(dest="command", required=True)
     commands.register(register_into)
+    sweep_commands.register(register_into)
     return parser
 
 
@@ -107,7 +109,7 @@ def test_sweep_skips_complete_runs_and_prints_the_comparison(make_run, tmp_path)
 
 def test_sweep_without_a_base_reads_the_first_word_as_an_override(monkeypatch, tmp_path):
     calls = []
-    monkeypatch.setattr(commands, "sweep", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(sweep_commands, "sweep", lambda *args, **kwargs: calls.append(args))
     _invoke("sweep", "train.epochs=1", "optim.lr=0.5", "--out", str(tmp_path))
     base, _, _, _, _, overrides = calls[0]
     assert base == "cifar100"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from kaizen.api import resolve_config
-from kaizen.engine.rundir import start_run_dir
 from kaizen.errors import KaizenError
-from kaizen.report.sweep import SweepIncomplete, config_source, sweep
+from kaizen.storage.rundir import start_run_dir
+from kaizen.sweep.runner import SweepIncomplete, config_source, sweep
 
 
 class FakeRunner:

@@ -20,7 +20,6 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-import kaizen
 from kaizen.api import resolve_config
 from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.paper_run import extrapolate, measure_evaluation
@@ -31,6 +30,7 @@ from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_
 from kaizen.config import RunConfig, build_config, to_plain
 from kaizen.engine.hardware import check_hardware
 from kaizen.presets import load_preset
+from kaizen.version import __version__
 
 BENCH_PRESET = "cifar100-mocov2plus-kaizen"
 BENCH_DATA = {
@@ -154,7 +154,7 @@ def build_report(
         "machine": machine_info(config.train.num_threads or torch.get_num_threads()),
         "device": device_name(device),
         "torch": torch.__version__,
-        "kaizen": kaizen.__version__,
+        "kaizen": __version__,
         "command": command_line(),
         "settings": settings,
         "config": to_plain(config),

@@ -17,9 +17,9 @@ import torch
 from kaizen.bench.measure import time_steps, torch_threads
 from kaizen.bench.throughput import seeded_fabric
 from kaizen.config import RunConfig
-from kaizen.continual.learner import build_learner
 from kaizen.engine.step import prepare_learner
 from kaizen.engine.trainer import FABRIC_PRECISION
+from kaizen.learner.learner import build_learner
 
 
 @dataclass(frozen=True)

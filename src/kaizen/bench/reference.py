@@ -35,13 +35,13 @@ from kaizen.bench.throughput import (
     replays,
 )
 from kaizen.config import AugmentConfig, RunConfig
-from kaizen.continual.learner import build_learner
-from kaizen.continual.method import TaskClasses
-from kaizen.continual.methods import build_method
-from kaizen.continual.teacher import Teacher
-from kaizen.continual.terms import StepTensors, total_loss
 from kaizen.data.augment import channel_stats
-from kaizen.engine.optim import TaskSchedule, build_optimizer
+from kaizen.learner.learner import build_learner
+from kaizen.learner.optim import TaskSchedule, build_optimizer
+from kaizen.learner.teacher import Teacher
+from kaizen.learner.terms import StepTensors, total_loss
+from kaizen.methods.seam import TaskClasses
+from kaizen.methods.strategies import build_method
 
 _CROP_RATIO = (3 / 4, 4 / 3)
 _CROP_ATTEMPTS = 10

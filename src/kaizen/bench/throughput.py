@@ -19,19 +19,19 @@ from torch import Tensor
 
 from kaizen.bench.measure import PeakMemory, input_record, step_record, time_steps, torch_threads
 from kaizen.config import RunConfig
-from kaizen.continual.learner import build_learner
-from kaizen.continual.method import TaskClasses
-from kaizen.continual.methods import build_method
-from kaizen.continual.teacher import Teacher
 from kaizen.data.augment import augment_for
 from kaizen.data.replay import ReplayBuffer, replayed_rows
 from kaizen.data.store import ImageStore
 from kaizen.data.synthetic import make_synthetic
 from kaizen.engine.hardware import check_hardware, resolved_accelerator
-from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.step import TrainStep, prepare_learner
 from kaizen.engine.trainer import FABRIC_PRECISION
 from kaizen.errors import ConfigError
+from kaizen.learner.learner import build_learner
+from kaizen.learner.optim import TaskSchedule, build_optimizer
+from kaizen.learner.teacher import Teacher
+from kaizen.methods.seam import TaskClasses
+from kaizen.methods.strategies import build_method
 
 _AUTOCAST_DTYPES = {"32": "float32", "bf16-mixed": "bfloat16", "16-mixed": "float16"}
 

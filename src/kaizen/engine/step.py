@@ -11,10 +11,10 @@ from torch import Tensor, nn
 from torch.profiler import record_function
 
 from kaizen.config import TrainConfig
-from kaizen.continual.learner import Learner, LearnerOutputs, LossValues
-from kaizen.continual.teacher import Teacher
-from kaizen.continual.terms import StepTensors, WeightedTerm, total_loss
 from kaizen.data.augment import ViewAugment
+from kaizen.learner.learner import Learner, LearnerOutputs, LossValues
+from kaizen.learner.teacher import Teacher
+from kaizen.learner.terms import StepTensors, WeightedTerm, total_loss
 
 
 def prepare_learner(learner: Learner, train: TrainConfig) -> Learner:

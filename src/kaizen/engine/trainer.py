@@ -4,7 +4,7 @@ The whole run state (learner, the method's parts with their buffers and teachers
 RNG, position, results so far) goes into one checkpoint every ``train.checkpoint_every_epochs``
 epochs, at the end of each task and on SIGINT/SIGTERM. A resumed run continues from the newest
 valid checkpoint with every part's state as saved, and on CPU ends with the same results as an
-uninterrupted run. The trainer knows methods only through :class:`~kaizen.continual.method.Method`.
+uninterrupted run. The trainer knows methods only through :class:`~kaizen.methods.seam.Method`.
 """
 
 from __future__ import annotations
@@ -24,37 +24,39 @@ from lightning.fabric.strategies import DDPStrategy
 from rich.console import Console
 from torch import Tensor
 
-import kaizen
 from kaizen.config import RunConfig, same_run, to_plain
-from kaizen.continual.learner import Learner, build_learner
-from kaizen.continual.method import Method, RunContext
-from kaizen.continual.methods import build_method
 from kaizen.data.replay import replayed_rows
 from kaizen.data.scenario import Task, training_labels
-from kaizen.engine.checkpoints import CheckpointStore, Position
+from kaizen.data.stream import Scenario, Stream, load_stream
+from kaizen.data.updates import Update
 from kaizen.engine.costs import BackwardFlops, LiveTensorPeak
 from kaizen.engine.experiment_log import build_loggers
 from kaizen.engine.hardware import check_hardware
+from kaizen.engine.hooks import RunHook, RunHookFactory
 from kaizen.engine.interrupt import RunInterrupted, StopRequests
-from kaizen.engine.optim import TaskSchedule, build_optimizer
 from kaizen.engine.progress import TrainingProgress
 from kaizen.engine.rng import capture_rng, restore_rng
-from kaizen.engine.rundir import (
+from kaizen.engine.step import TrainStep, prepare_learner
+from kaizen.errors import ConfigError, KaizenError
+from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, scenario_protocol
+from kaizen.eval.evaluator import Evaluator, probe_protocols
+from kaizen.eval.results import Result, TaskCost, TaskRecord, write_results
+from kaizen.learner.learner import Learner, build_learner
+from kaizen.learner.optim import TaskSchedule, build_optimizer
+from kaizen.methods.seam import Method, RunContext
+from kaizen.methods.strategies import build_method
+from kaizen.models.heads import with_leading_rows
+from kaizen.ssl.registry import views_of
+from kaizen.storage.checkpoints import CheckpointStore, Position
+from kaizen.storage.rundir import (
     CHECKPOINT_FOLDER,
     holds_run,
     occupied_error,
     start_run_dir,
     with_cache_in_run_dir,
 )
-from kaizen.engine.step import TrainStep, prepare_learner
-from kaizen.engine.stream import Scenario, Stream, load_stream
-from kaizen.errors import ConfigError, KaizenError
-from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, scenario_protocol
-from kaizen.eval.evaluator import Evaluator, probe_protocols
-from kaizen.models.heads import with_leading_rows
-from kaizen.production.updates import Update
-from kaizen.production.versions import ModelVersions
-from kaizen.results import Result, TaskCost, TaskRecord, write_results
+from kaizen.testpoints import reached
+from kaizen.version import __version__
 
 FABRIC_PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 CHECKPOINT_FORMAT = 2
@@ -131,7 +133,8 @@ class ContinualTrainer:
     Construction reads and checks the data (so bad input fails before anything is written);
     :meth:`run` trains, from the start or from the newest valid checkpoint. ``updates`` are the
     run directory's updates, each one more task after the scenario's; ``scenario`` is the
-    dataset and tasks of ``config`` when the caller has read them already.
+    dataset and tasks of ``config`` when the caller has read them already; ``hooks`` build what
+    is told of a new run and of each finished task (model versions, say).
     """
 
     def __init__(
@@ -141,6 +144,7 @@ class ContinualTrainer:
         console: Console | None = None,
         updates: Sequence[Update] = (),
         scenario: Scenario | None = None,
+        hooks: Sequence[RunHookFactory] = (),
     ) -> None:
         self.config = config
         self.out_dir = out_dir
@@ -165,7 +169,9 @@ class ContinualTrainer:
         if not self.fabric.is_global_zero:
             self.console = Console(quiet=True)
         config = with_cache_in_run_dir(config, out_dir)
-        self.stream: Stream = load_stream(config, self.fabric, updates, scenario)
+        self.stream: Stream = load_stream(
+            config, self.fabric, views_of(config.ssl), updates, scenario
+        )
         for part in self.method.parts:
             part.validate(self.stream)
         self._check_learner()
@@ -173,7 +179,7 @@ class ContinualTrainer:
             out_dir / CHECKPOINT_FOLDER, train.keep_checkpoints, self._warn
         )
         self.stops = StopRequests()
-        self.versions = ModelVersions(out_dir, config, self.stream)
+        self.hooks: list[RunHook] = [make(out_dir, config, self.stream) for make in hooks]
 
     def start_run_dir(self, force: bool) -> None:
         """Make the run directory ready for a new run (see :func:`start_run_dir`).
@@ -187,7 +193,8 @@ class ContinualTrainer:
             raise occupied_error(self.out_dir)
         if self.fabric.is_global_zero:
             start_run_dir(self.out_dir, self.config, force)
-            self.versions.start()
+            for hook in self.hooks:
+                hook.run_started()
         self.fabric.barrier()
 
     def _warn(self, message: str) -> None:
@@ -482,6 +489,7 @@ class ContinualTrainer:
                         logged[f"lr/{group.get('name', 'group')}"] = group["lr"]
                     logged["images_per_second"] = rate
                     fabric.log_dict(logged, step=steps_before + step)
+                reached(f"step {task.index}.{epoch}.{batch_index}")
                 if self.stops.requested:
                     save(Position(task.index, epoch, batch_index + 1), order)
                     raise self._interrupted(task.index, epoch, step)
@@ -551,7 +559,9 @@ class ContinualTrainer:
         )
         if self.fabric.is_global_zero:
             write_results(self.result, self.out_dir)
-            self.versions.finish_task(task, self.learner, evaluation.correct)
+            for hook in self.hooks:
+                hook.task_finished(task, self.learner, evaluation.correct)
+        reached(f"task-end {task.index}")
         self._save(Position(task.index + 1, 0, 0), None, None, {"wall": 0.0, "train": 0.0})
 
     def _adjust_groups(self, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -589,7 +599,7 @@ class ContinualTrainer:
         device = self.fabric.device
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
         return {
-            "kaizen": kaizen.__version__,
+            "kaizen": __version__,
             "torch": torch.__version__,
             "device": f"{device.type}: {name}",
             "precision": self.config.train.precision,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from kaizen.continual.learner import Learner
 from kaizen.data.augment import Normalize
 from kaizen.data.scenario import Task
+from kaizen.learner.learner import Learner
 
 CLASSIFIER_PROTOCOL = (
     "classifier, single head over all classes (task-agnostic, argmax over all classes, no task id)"

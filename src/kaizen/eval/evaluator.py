@@ -10,12 +10,12 @@ from lightning.fabric import Fabric
 from torch import Tensor
 
 from kaizen.config import EvalConfig
-from kaizen.continual.learner import Learner
 from kaizen.data.scenario import Task
-from kaizen.engine.stream import Stream
+from kaizen.data.stream import Stream
 from kaizen.eval.accuracy import per_task_accuracy, predict
 from kaizen.eval.metrics import negative_flip_rate
 from kaizen.eval.probes import extract_features, knn_predict, linear_probe_predict
+from kaizen.learner.learner import Learner
 
 _PROBE_DATA = (
     "frozen backbone features in eval mode; fitted on the training images of the tasks seen so "

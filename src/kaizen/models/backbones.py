@@ -22,11 +22,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from kaizen.engine.checkpoints import CheckpointStore
-from kaizen.engine.rundir import CHECKPOINT_FOLDER
 from kaizen.errors import ConfigError
 from kaizen.models.blocks import BlockBackbone
 from kaizen.models.vit import VisionTransformer, vit_state_for
+from kaizen.storage.checkpoints import CheckpointStore
+from kaizen.storage.rundir import CHECKPOINT_FOLDER
 
 VIT_BACKBONES: dict[str, str] = {"vit_tiny": "tiny", "vit_small": "small", "vit_base": "base"}
 """The ViT backbones and their widths (``kaizen.models.vit.VIT_WIDTHS``)."""

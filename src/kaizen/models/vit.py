@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kaizen.config import check_patch_grid
 from kaizen.errors import ConfigError
 from kaizen.models.blocks import BlockBackbone
 
@@ -106,26 +107,6 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
-
-
-def check_patch_grid(image_size: int, patch_size: int) -> int:
-    """The side of the patch grid, ``image_size // patch_size``.
-
-    Raises ``ConfigError`` unless both are positive and ``patch_size`` divides ``image_size``.
-    """
-    if patch_size < 1 or image_size < 1:
-        raise ConfigError(
-            f"ViT image size and patch size must be >= 1, got image size {image_size} and "
-            f"patch size {patch_size}"
-        )
-    if image_size % patch_size:
-        smaller = max(patch_size, image_size - image_size % patch_size)
-        raise ConfigError(
-            f"ViT image size {image_size} is not a multiple of the patch size {patch_size}; "
-            f"resize the images to a multiple of {patch_size} (e.g. {smaller}) or choose a "
-            f"patch size that divides {image_size}"
-        )
-    return image_size // patch_size
 
 
 def resample_position_embedding(pos_embed: Tensor, grid: int) -> Tensor:

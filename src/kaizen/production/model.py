@@ -18,9 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from kaizen.continual.learner import Learner
 from kaizen.data.augment import Normalize
 from kaizen.errors import KaizenError
+from kaizen.learner.learner import Learner
 from kaizen.models.backbones import build_backbone
 from kaizen.models.heads import Classifier, TaskHeads
 from kaizen.models.lora import merge_lora

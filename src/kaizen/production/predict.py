@@ -16,8 +16,8 @@ from rich.progress import Progress
 from torch import Tensor
 
 from kaizen.data.image_folder import IMAGE_SUFFIXES
+from kaizen.data.incoming import ImageShape, decode_to_shape
 from kaizen.errors import ConfigError, DataError
-from kaizen.production.incoming import ImageShape, decode_to_shape
 from kaizen.production.model import InferenceModel, ModelSpec, load_model_folder
 from kaizen.production.versions import resolve_model_folder
 

@@ -9,22 +9,22 @@ from pathlib import Path
 from rich.console import Console
 
 from kaizen.config import runtime_overrides
-from kaizen.engine.rundir import read_run_config, with_cache_in_run_dir
-from kaizen.engine.stream import load_scenario
-from kaizen.engine.trainer import ContinualTrainer
-from kaizen.errors import ConfigError, DataError, KaizenError
-from kaizen.production.incoming import ImageShape, read_arrival
-from kaizen.production.model import read_spec
-from kaizen.production.updates import (
+from kaizen.data.incoming import ImageShape, read_arrival
+from kaizen.data.stream import load_scenario
+from kaizen.data.updates import (
     Update,
     build_update,
     read_updates,
     split_arrival,
     write_update,
 )
-from kaizen.production.versions import models_folder, version_name
-from kaizen.report.runs import is_complete
-from kaizen.results import Result
+from kaizen.engine.trainer import ContinualTrainer
+from kaizen.errors import ConfigError, DataError, KaizenError
+from kaizen.eval.results import Result
+from kaizen.production.model import read_spec
+from kaizen.production.versions import ModelVersions, models_folder, version_name
+from kaizen.storage.rundir import read_run_config, with_cache_in_run_dir
+from kaizen.storage.runs import is_complete
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,9 @@ def update(
     if config.model.heads == "per-task":
         _check_only_new_classes(staged, len(known))
     # the trainer checks the data and the model before the update is written
-    trainer = ContinualTrainer(config, run_dir, console, [*earlier, staged], scenario)
+    trainer = ContinualTrainer(
+        config, run_dir, console, [*earlier, staged], scenario, hooks=[ModelVersions]
+    )
     about = {
         "data": str(data),
         "test": str(test) if test is not None else f"held out: {test_fraction:g} per class",

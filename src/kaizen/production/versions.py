@@ -24,11 +24,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kaizen.config import RunConfig, to_plain
-from kaizen.continual.learner import Learner
+from kaizen.data.classes import write_classes
 from kaizen.data.scenario import Task
-from kaizen.engine.atomic import atomic_write_text
 from kaizen.errors import KaizenError
-from kaizen.production.classes import write_classes
+from kaizen.learner.learner import Learner
 from kaizen.production.model import (
     ModelSpec,
     NotAModelError,
@@ -37,9 +36,10 @@ from kaizen.production.model import (
     read_spec,
     save_model,
 )
+from kaizen.storage.atomic import atomic_write_text
 
 if TYPE_CHECKING:
-    from kaizen.engine.stream import Stream
+    from kaizen.data.stream import Stream
 
 MODELS_FOLDER = "models"
 CURRENT_FILE = "current"
@@ -154,11 +154,11 @@ class ModelVersions:
         self.config = config
         self.stream = stream
 
-    def start(self) -> None:
+    def run_started(self) -> None:
         """A new run: the class names of its data in ``classes.json``."""
         write_classes(self.run_dir, self.stream.data.class_names[: self.stream.classes_at(0)])
 
-    def finish_task(self, task: Task, learner: Learner, correct: Tensor) -> GateDecision | None:
+    def task_finished(self, task: Task, learner: Learner, correct: Tensor) -> GateDecision | None:
         """Write the version of ``task`` and put it in service if it may be; returns the gate's
         decision for an update (None for the scenario's tasks)."""
         if not self.config.train.save_models:

@@ -1,8 +1,7 @@
-"""Reports and comparisons of finished runs, and sweeps over SSL methods, strategies and seeds.
+"""Reports and comparisons of finished runs.
 
-``write_report`` renders one run directory, ``compare_runs`` aggregates several over seeds and
-``kaizen.report.sweep.sweep`` runs a grid of them; ``kaizen.report.commands.register`` adds
-``report``, ``compare`` and ``sweep`` to the ``kaizen`` command.
+``write_report`` renders one run directory and ``compare_runs`` aggregates several over seeds;
+``kaizen.report.commands.register`` adds ``report`` and ``compare`` to the ``kaizen`` command.
 """
 
 from kaizen.report.compare import Comparison, compare_runs

@@ -29,7 +29,7 @@ from kaizen.eval.metrics import (
     plasticity,
 )
 from kaizen.presets import PAPER_STRATEGIES
-from kaizen.report.runs import Run
+from kaizen.storage.runs import Run
 
 SCRATCH = "scratch"
 

@@ -18,7 +18,7 @@ from kaizen.report.aggregate import (
 )
 from kaizen.report.document import Document, cell
 from kaizen.report.plots import budget_lines, grouped_bars
-from kaizen.report.runs import Run, load_run
+from kaizen.storage.runs import Run, load_run
 
 _MIB = 2**20
 

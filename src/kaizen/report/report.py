@@ -8,7 +8,7 @@ from typing import Any
 
 from kaizen.report.document import Document, cell
 from kaizen.report.plots import accuracy_heatmap, task_curves
-from kaizen.report.runs import Run, load_run
+from kaizen.storage.runs import Run, load_run
 
 _MIB = 2**20
 _PROBE_LABELS = {"knn": "kNN probe", "linear": "linear probe"}

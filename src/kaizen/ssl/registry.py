@@ -23,3 +23,8 @@ def build_ssl_method(settings: SSLSettings, feature_dim: int) -> SSLMethod:
     Momentum methods still need ``attach_backbone(backbone)`` before training.
     """
     return SSL_METHODS[settings.method](feature_dim, settings)
+
+
+def views_of(settings: SSLSettings) -> int:
+    """How many augmented views of each training image the method of ``settings`` trains on."""
+    return SSL_METHODS[settings.method].views

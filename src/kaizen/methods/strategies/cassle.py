@@ -1,0 +1,19 @@
+"""CaSSLe (Fini et al., CVPR 2022) with Kaizen's classifier: SSL + feature distillation through
+a predictor towards the previous task's frozen model + classifier, with labelled replay."""
+
+from __future__ import annotations
+
+from kaizen.config import RunConfig
+from kaizen.methods.objective import distilled_objective
+from kaizen.methods.parts.replay import LabelledReplay
+from kaizen.methods.parts.teacher import TeacherSnapshot
+from kaizen.methods.seam import Method
+
+
+def build(config: RunConfig) -> Method:
+    return Method(
+        "cassle",
+        distilled_objective(config.strategy, feature_distill=True, classifier_distill=False),
+        [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
+        needs_ssl=True,
+    )
