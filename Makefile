@@ -21,6 +21,7 @@ demo: install data
 
 test: install data
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: install

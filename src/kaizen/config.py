@@ -564,12 +564,19 @@ class GateConfig(Section):
     )
 
 
+ProbeName = Literal["knn", "linear", "knn-task"]
+
+
+def _default_probes() -> list[ProbeName]:
+    return ["knn", "linear"]
+
+
 class EvalConfig(Section):
     """Evaluation after every task: the classifier, and probes on frozen features."""
 
     batch_size: int = Field(512, ge=1)
-    probes: list[Literal["knn", "linear", "knn-task"]] = Field(
-        default_factory=lambda: ["knn", "linear"],
+    probes: list[ProbeName] = Field(
+        default_factory=_default_probes,
         description="Representation probes run after each task, beside the classifier; "
         "knn-task is LUMP's task-aware kNN (a bank of the queried task's own training images).",
     )

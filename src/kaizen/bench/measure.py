@@ -36,9 +36,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step: Callable[[int], None], warmup: int, steps: int, device: torch.device) -> float:
+def time_steps(
+    step: Callable[[int], object], warmup: int, steps: int, device: torch.device
+) -> float:
     """Seconds taken by ``step(i)`` for i in [warmup, warmup + steps), after ``warmup`` untimed
-    calls; the device is synchronised before each reading of the clock."""
+    calls (whatever ``step`` returns is dropped); the device is synchronised before each reading
+    of the clock."""
     for index in range(warmup):
         step(index)
     synchronize(device)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -214,7 +214,7 @@ def _loader(
 
 def _batches(
     config: RunConfig, data: BenchData, count: int, num_workers: int, device: torch.device
-) -> Iterator[tuple[Tensor, Tensor]]:
+) -> Generator[tuple[Tensor, Tensor], None, None]:
     """(views (2M, C, H, W), labels (2M,)) on ``device``: current and replay rows, view 1 first."""
     mean, std = channel_stats(data.images)
 

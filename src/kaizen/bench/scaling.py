@@ -30,7 +30,7 @@ def scaling_config(config: RunConfig, num_tasks: int, steps_per_task: int) -> Ru
     not training (the classifier's evaluation on the small test split stays).
     """
     per_class = math.ceil(config.train.batch_size * steps_per_task / CLASSES_PER_TASK)
-    overrides = {
+    overrides: dict[str, object] = {
         "data.name": "synthetic",
         "data.train_per_class": None,
         "data.test_per_class": None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.fabric import Fabric
@@ -175,9 +175,15 @@ def build_kaizen_step(
     inputs = DeviceInput(config, data, fabric.device, total_steps)
     learner = prepare_learner(build_learner(config, data.channels, data.num_classes), config.train)
     module = fabric.setup_module(learner)
-    teacher = fabric.to_device(Teacher.snapshot(learner)) if method.has_part("teacher") else None
-    optimizer = fabric.setup_optimizers(
-        build_optimizer(learner, config.optim, config.train.batch_size)
+    teacher = (
+        cast(Teacher, fabric.to_device(Teacher.snapshot(learner)))
+        if method.has_part("teacher")
+        else None
+    )
+    # Fabric's wrapper takes on the class of the optimiser it wraps.
+    optimizer = cast(
+        torch.optim.Optimizer,
+        fabric.setup_optimizers(build_optimizer(learner, config.optim, config.train.batch_size)),
     )
     schedule = TaskSchedule(optimizer, config.optim, total_steps, 1)
     terms = method.terms(learner, teacher, TaskClasses(range(data.num_classes // 2)))

@@ -20,6 +20,9 @@ class Normalize(nn.Module):
     Shapes: (N, C, H, W) uint8 -> (N, C, H, W) float32, or (N, C, size, size).
     """
 
+    mean: Tensor
+    std: Tensor
+
     def __init__(self, mean: Tensor, std: Tensor, size: int | None = None) -> None:
         super().__init__()
         self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())

@@ -122,10 +122,10 @@ def build_scenario(data: LabelledData, config: ScenarioConfig, seed: int) -> lis
     train_labels, test_labels = data.train.labels, data.test.labels
     tasks = []
     if config.kind == "class-incremental":
-        for index, classes in enumerate(_class_order(data, config, seed, generator)):
-            train = _indices_of(train_labels, classes)
-            test = _indices_of(test_labels, classes)
-            tasks.append((index, tuple(sorted(classes)), train, test))
+        for index, order in enumerate(_class_order(data, config, seed, generator)):
+            train = _indices_of(train_labels, order)
+            test = _indices_of(test_labels, order)
+            tasks.append((index, tuple(sorted(order)), train, test))
     else:
         if config.num_tasks > len(train_labels):
             raise ConfigError(

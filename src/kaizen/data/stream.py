@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from lightning.fabric import Fabric
@@ -118,13 +119,16 @@ def load_stream(
     statistics are the dataset's, before any update, so that a model keeps its preprocessing
     over its life."""
     base, tasks = scenario if scenario is not None else load_scenario(config)
-    augment = fabric.to_device(
-        augment_for(
-            config.augment,
-            base.train.images,
-            config.model.image_size,
-            views,
-        )
+    augment = cast(
+        ViewAugment,
+        fabric.to_device(
+            augment_for(
+                config.augment,
+                base.train.images,
+                config.model.image_size,
+                views,
+            )
+        ),
     )
     extended = extend_stream_data(base, tasks, list(updates), config.seed)
     data = extended.data

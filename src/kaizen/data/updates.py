@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def build_update(
     return update, warnings
 
 
-def write_update(run_dir: Path, update: Update, about: dict[str, object]) -> None:
+def write_update(run_dir: Path, update: Update, about: Mapping[str, object]) -> None:
     """Write ``update`` into ``run_dir/updates/u<number>``, with ``about`` (its sources, the
     files left out) in its ``update.json``.
 

@@ -15,6 +15,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -41,7 +42,7 @@ class TrainingProgress:
             disable=not enabled or self.plain,
             transient=False,
         )
-        self.bar: int | None = None
+        self.bar: TaskID | None = None
         self.task_label = ""
         self.total = 0
         self.last_line = float("-inf")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -15,7 +15,11 @@ def capture_rng() -> dict[str, Any]:
     Only tensors, numbers and lists: loadable with ``torch.load(weights_only=True)``.
     """
     version, internal, gauss = random.getstate()
-    kind, keys, position, has_gauss, cached = np.random.get_state()
+    # The global RandomState is an MT19937, whose legacy state is this tuple; numpy's stubs
+    # give the call without arguments the dict form.
+    kind, keys, position, has_gauss, cached = cast(
+        tuple[str, np.ndarray, int, int, float], np.random.get_state()
+    )
     return {
         "python": [version, list(internal), gauss],
         "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import cast
 
 import torch
 from lightning.fabric import Fabric
@@ -15,6 +16,7 @@ from kaizen.data.augment import ViewAugment
 from kaizen.learner.learner import Learner, LearnerOutputs, LossValues
 from kaizen.learner.teacher import Teacher
 from kaizen.learner.terms import StepTensors, WeightedTerm, total_loss
+from kaizen.models.blocks import BlockBackbone
 
 
 def prepare_learner(learner: Learner, train: TrainConfig) -> Learner:
@@ -23,7 +25,8 @@ def prepare_learner(learner: Learner, train: TrainConfig) -> Learner:
     if train.sync_batchnorm:
         learner = nn.SyncBatchNorm.convert_sync_batchnorm(learner)
     if train.channels_last:
-        learner = learner.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format; torch's overloads of it leave the keyword out.
+        learner = learner.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if train.compile:
         learner.backbone.compile()
     return learner
@@ -104,7 +107,9 @@ class TrainStep:
             inputs = views
             if self.shared_depth:
                 with record_function("kaizen.shared_prefix"):
-                    inputs = self.learner.backbone.prefix_features(views, self.shared_depth)
+                    # A shared prefix exists only between block backbones.
+                    backbone = cast(BlockBackbone, self.learner.backbone)
+                    inputs = backbone.prefix_features(views, self.shared_depth)
             with record_function("kaizen.teacher"):
                 teacher_outputs = (
                     self.teacher(inputs, self.shared_depth) if self.teacher is not None else None

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.fabric import Fabric
@@ -401,7 +401,8 @@ class ContinualTrainer:
         optimizer = build_optimizer(self.learner, config.optim, batch_size, self._adjust_groups)
         if resumed is not None and resumed["optimizer"] is not None:
             optimizer.load_state_dict(resumed["optimizer"])
-        optimizer = fabric.setup_optimizers(optimizer)
+        # Fabric's wrapper takes on the class of the optimiser it wraps.
+        optimizer = cast(torch.optim.Optimizer, fabric.setup_optimizers(optimizer))
         schedule = TaskSchedule(optimizer, config.optim, steps_per_epoch, epochs)
         teacher = method.teacher
         terms = method.terms(self.learner, teacher, self.context.task_classes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from lightning.fabric import Fabric
@@ -79,7 +80,9 @@ class Evaluator:
             return hits.bool().cpu()
         longest = len(shards[0])
         padded = torch.cat([hits, hits.new_zeros(longest - len(hits))])
-        gathered = fabric.all_gather(padded).reshape(fabric.world_size, longest).cpu()
+        # Fabric gathers a tensor into one tensor (a collection into a collection).
+        gathered = cast(Tensor, fabric.all_gather(padded))
+        gathered = gathered.reshape(fabric.world_size, longest).cpu()
         return torch.cat(
             [row[: len(shard)] for row, shard in zip(gathered, shards, strict=True)]
         ).bool()
@@ -157,7 +160,7 @@ class Evaluator:
         test = extract_features(
             learner.backbone, stream.test_images, stream.normalize, config.batch_size
         )
-        rows = {}
+        rows: dict[str, list[float]] = {}
         for name in config.probes:
             if name == "knn-task":
                 rows[name] = self._task_aware_knn_row(banks, test)

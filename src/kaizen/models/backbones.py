@@ -193,7 +193,7 @@ class ResNet(BlockBackbone):
         _init_weights(self)
 
     def block_layout(self) -> list[tuple[str, tuple[str, ...]]]:
-        layout = [("stem", ("conv1", "bn1", "relu", "maxpool"))]
+        layout: list[tuple[str, tuple[str, ...]]] = [("stem", ("conv1", "bn1", "relu", "maxpool"))]
         stages = (self.layer1, self.layer2, self.layer3, self.layer4)
         for stage_index, stage in enumerate(stages, start=1):
             names = (f"layer{stage_index}.{index}" for index in range(len(stage)))
@@ -395,7 +395,7 @@ def load_backbone_weights(backbone: nn.Module, path: Path) -> None:
         raise ConfigError(f"backbone weights file not found: {path}")
     state = _extract_state_dict(checkpoint, path)
     is_vit = isinstance(backbone, VisionTransformer)
-    if is_vit:
+    if isinstance(backbone, VisionTransformer):
         state = vit_state_for(backbone, state)
 
     expected = backbone.state_dict()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -73,6 +74,9 @@ class TaskHeads(nn.Module):
     class of no task).
     """
 
+    column_of: Tensor
+    input_scales: Tensor
+
     def __init__(
         self, feature_dim: int, num_classes: int, task_classes: Sequence[Sequence[int]]
     ) -> None:
@@ -86,7 +90,7 @@ class TaskHeads(nn.Module):
         self.num_classes = num_classes
         self.task_classes = [list(classes) for classes in task_classes]
         self.heads = nn.ModuleList(nn.Linear(feature_dim, len(c)) for c in task_classes)
-        for head in self.heads:
+        for head in self._linear_heads():
             nn.init.trunc_normal_(head.weight, std=0.02, a=-0.04, b=0.04)
             nn.init.zeros_(head.bias)
         position = {label: i for i, label in enumerate(flat)}
@@ -94,9 +98,14 @@ class TaskHeads(nn.Module):
         self.register_buffer("column_of", torch.tensor(column_of), persistent=False)
         self.register_buffer("input_scales", torch.ones(len(task_classes)))
 
+    def _linear_heads(self) -> list[nn.Linear]:
+        """The heads, in task order (``self.heads`` holds nothing but ``nn.Linear``)."""
+        return [cast(nn.Linear, head) for head in self.heads]
+
     def forward(self, features: Tensor) -> Tensor:
-        weight = torch.cat([head.weight for head in self.heads])
-        bias = torch.cat([head.bias for head in self.heads])
+        heads = self._linear_heads()
+        weight = torch.cat([head.weight for head in heads])
+        bias = torch.cat([head.bias for head in heads])
         scales = torch.cat(
             [
                 scale.expand(len(classes))

@@ -17,6 +17,7 @@ would be a dependency for about fifty lines.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -102,7 +103,7 @@ def add_lora(
             "targets: use a Vision Transformer backbone (model.backbone=vit_*)"
         )
     for name in adapted:
-        _replace(model, name, LoRALinear(model.get_submodule(name), rank, scale))
+        _replace(model, name, LoRALinear(cast(nn.Linear, model.get_submodule(name)), rank, scale))
     return adapted
 
 

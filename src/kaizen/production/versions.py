@@ -158,11 +158,11 @@ class ModelVersions:
         """A new run: the class names of its data in ``classes.json``."""
         write_classes(self.run_dir, self.stream.data.class_names[: self.stream.classes_at(0)])
 
-    def task_finished(self, task: Task, learner: Learner, correct: Tensor) -> GateDecision | None:
-        """Write the version of ``task`` and put it in service if it may be; returns the gate's
-        decision for an update (None for the scenario's tasks)."""
+    def task_finished(self, task: Task, learner: Learner, correct: Tensor) -> None:
+        """Write the version of ``task`` and put it in service if it may be (an update only
+        when the gate passes it; its decision is written into the version's model.json)."""
         if not self.config.train.save_models:
-            return None
+            return
         stream = self.stream
         name = version_name(task.index)
         folder = models_folder(self.run_dir)
@@ -204,7 +204,6 @@ class ModelVersions:
         write_classes(self.run_dir, names)
         if status == "released":
             set_current(self.run_dir, name)
-        return decision
 
     def _accuracy_row(self, correct: Tensor, task: Task) -> dict[str, Any]:
         tasks = self.stream.tasks

@@ -42,8 +42,8 @@ def float32_loss(fn: Callable[_P, Tensor]) -> Callable[_P, Tensor]:
         device = next(a for a in (*args, *kwargs.values()) if isinstance(a, Tensor)).device
         with torch.autocast(device.type, enabled=False):
             return fn(
-                *(_to_float32(a) for a in args),  # type: ignore[arg-type]
-                **{k: _to_float32(v) for k, v in kwargs.items()},  # type: ignore[arg-type]
+                *(_to_float32(a) for a in args),
+                **{k: _to_float32(v) for k, v in kwargs.items()},
             )
 
     return wrapper
@@ -202,8 +202,8 @@ class MomentumSSLMethod(SSLMethod):
         Buffers (BatchNorm running statistics) are copied from the online modules.
         """
         momentum_backbone, momentum_projector = self._momentum_modules()
-        online = [*backbone.parameters(), *self.projector.parameters()]
-        target = [*momentum_backbone.parameters(), *momentum_projector.parameters()]
+        online: list[Tensor] = [*backbone.parameters(), *self.projector.parameters()]
+        target: list[Tensor] = [*momentum_backbone.parameters(), *momentum_projector.parameters()]
         online_buffers = [*backbone.buffers(), *self.projector.buffers()]
         target_buffers = [*momentum_backbone.buffers(), *momentum_projector.buffers()]
         if len(online) != len(target) or len(online_buffers) != len(target_buffers):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from kaizen.learner.teacher import Teacher
 from kaizen.methods.seam import Part, RunContext
@@ -23,7 +23,7 @@ class TeacherSnapshot(Part):
     def start_task(self, run: RunContext) -> None:
         self.snapshot = None
         if run.current.index > 0:
-            self.snapshot = run.fabric.to_device(Teacher.snapshot(run.learner))
+            self.snapshot = cast(Teacher, run.fabric.to_device(Teacher.snapshot(run.learner)))
 
     def teacher(self) -> Teacher | None:
         return self.snapshot
@@ -34,5 +34,5 @@ class TeacherSnapshot(Part):
     def load_state_dict(self, state: dict[str, Any], run: RunContext) -> None:
         self.snapshot = None
         if state["teacher"] is not None:
-            self.snapshot = run.fabric.to_device(Teacher.snapshot(run.learner))
+            self.snapshot = cast(Teacher, run.fabric.to_device(Teacher.snapshot(run.learner)))
             self.snapshot.load_state_dict(state["teacher"])
