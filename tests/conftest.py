@@ -54,9 +54,12 @@ def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:
         "scenario": {"num_tasks": 3},
         "model": {"backbone": "convnet", "width": 0.25, "classifier_hidden_dim": 32},
         "ssl": small_ssl(ssl, 32, 16, 64),
-        "strategy": {"name": strategy, "distill_predictor_hidden_dim": 32},
+        "strategy": {
+            "name": strategy,
+            "distill_predictor_hidden_dim": 32,
+            **({"buffer_size": 32} if strategy == "lump" else {}),
+        },
         "replay": {"fraction_per_class": 0.25, "batch_size": 4},
-        "lump": {"buffer_size": 32},
         "optim": {"warmup_epochs": 0},
         "augment": {"crop_scale": [0.5, 1.0]},
         "train": {

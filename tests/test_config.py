@@ -321,7 +321,7 @@ def test_slca_presets_carry_each_benchmarks_settings(benchmark):
     for config in (slca, slcapp, joint):
         assert config.data.name == data and config.scenario.classes_per_task == per_task
         assert (config.train.epochs, config.optim.milestones) == (epochs, milestones)
-        assert (config.slca.sce_alpha, config.slca.sce_beta) == sce
+        assert config.strategy.end_to_end
         assert config.classifier.align_temperature == temperature
         assert (config.seed, config.scenario.class_permutation) == (1993, "numpy")
         assert (config.model.backbone, config.model.image_size, config.ssl.method) == (
@@ -331,6 +331,9 @@ def test_slca_presets_carry_each_benchmarks_settings(benchmark):
         )
         assert config.model.weights is not None and config.train.batch_size == 128
     # the slow learner: backbone 1e-4 against heads 1e-2, SGD with a step schedule
+    for config in (slca, slcapp):  # the benchmark's loss weights, which joint does not have
+        assert (config.strategy.sce_alpha, config.strategy.sce_beta) == sce
+    assert "sce_alpha" not in type(joint.strategy).model_fields
     assert (slca.optim.name, slca.optim.lr, slca.optim.classifier_lr) == ("sgd", 1e-4, 1e-2)
     assert (slca.optim.schedule, slca.optim.weight_decay) == ("step", 5e-4)
     # SLCA++: the backbone's norms and biases at 1e-3, cosine, its own weight decay
@@ -363,7 +366,7 @@ def test_lump_presets_carry_the_papers_settings():
             5e-4,
         )
         assert config.train.epochs == 200 and config.model.backbone == "resnet18"
-        assert config.lump.buffer_size == 256 and "knn-task" in config.eval.probes
+        assert config.strategy.buffer_size == 256 and "knn-task" in config.eval.probes
     # the split CIFAR-10 family is the CIFAR-100 one on other data
     kaizen10 = build_config(load_preset("cifar10-simclr-kaizen"))
     kaizen100 = build_config(load_preset("cifar100-simclr-kaizen"))
@@ -623,3 +626,36 @@ def test_to_plain_dumps_only_the_chosen_methods_settings_and_round_trips(ssl):
     plain = to_plain(config)
     assert set(plain["ssl"]) == set(SSL_SETTINGS[ssl].model_fields)
     assert build_config(plain) == config
+
+
+def test_a_key_of_another_strategy_is_refused_naming_its_owner():
+    message = _error_of(load_preset("demo"), ["strategy.buffer_size=7"])
+    assert "'strategy.buffer_size' does not apply to strategy.name=kaizen" in message
+    assert "(it is a setting of lump)" in message
+    message = _error_of({"strategy": {"name": "finetune", "sce_beta": 0.5}}, [])
+    assert "'strategy.sce_beta' does not apply to strategy.name=finetune" in message
+    assert "seqft, sl, slca, slcapp" in message
+
+
+def test_a_strategy_record_holds_only_its_methods_keys():
+    kaizen = build_config(load_preset("demo")).strategy
+    lump = build_config(load_preset("demo"), ["strategy.name=lump"]).strategy
+    assert kaizen.classifier_distill_weight == 2.0
+    assert "classifier_distill_weight" not in type(lump).model_fields
+    assert lump.buffer_size == 256
+    # a switch keeps the keys both records have (the fmnist family's predictor width)
+    assert lump.distill_predictor_hidden_dim == kaizen.distill_predictor_hidden_dim == 256
+
+
+def test_the_sections_of_the_previous_layout_are_refused_with_their_new_place():
+    message = _error_of(load_preset("demo"), ["lump.buffer_size=7"])
+    assert "write 'strategy.buffer_size'" in message and "strategy.name=lump" in message
+    message = _error_of({"slca": {"loss": "sce"}}, [])
+    assert "config section 'slca'" in message and "under 'strategy:'" in message
+
+
+def test_an_unknown_strategy_lists_the_registered_ones():
+    message = _error_of({}, ["strategy.name=ewc"])
+    assert "'strategy.name' = 'ewc'" in message
+    for name in ("'kaizen'", "'lump'", "'slcapp'", "'kaizen-replay-kd'"):
+        assert name in message

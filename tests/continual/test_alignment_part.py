@@ -13,9 +13,9 @@ import kaizen
 from kaizen.config import build_config
 from kaizen.data.stream import load_stream
 from kaizen.learner.learner import build_learner
+from kaizen.methods.build import build_method
 from kaizen.methods.parts.alignment import ClassifierAlignment
 from kaizen.methods.seam import RunContext
-from kaizen.methods.strategies import build_method
 from kaizen.ssl.registry import views_of
 
 

@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 from conftest import small_learner_config
-from kaizen.config import RunConfig
+from kaizen.config import RunConfig, build_config, to_plain
 from kaizen.learner.learner import Learner, build_learner
 from kaizen.learner.teacher import Teacher
 from kaizen.learner.terms import StepTensors, classifier_cross_entropy, total_loss
+from kaizen.methods.build import build_method
+from kaizen.methods.registry import METHODS
 from kaizen.methods.seam import TaskClasses
-from kaizen.methods.strategies import METHODS, build_method
 from kaizen.methods.strategies.slca import FAMILY
 
 SSL_METHODS = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
@@ -28,9 +29,7 @@ def _learner(config: RunConfig) -> Learner:
 
 
 def _named(config: RunConfig, strategy: str) -> RunConfig:
-    return config.model_copy(
-        update={"strategy": config.strategy.model_copy(update={"name": strategy})}
-    )
+    return build_config(to_plain(config), [f"strategy.name={strategy}"])
 
 
 def _terms(strategy: str, config: RunConfig, learner: Learner, has_teacher: bool):

@@ -21,10 +21,12 @@ from kaizen.learner.learner import LearnerOutputs, build_learner
 from kaizen.learner.optim import CLASSIFIER_GROUP, parameter_groups
 from kaizen.learner.symmetric_ce import symmetric_cross_entropy
 from kaizen.learner.terms import StepTensors, current_task_term
+from kaizen.methods.build import build_method
 from kaizen.methods.parts.hybrid import ADAPTER_GROUP, HybridSlowLearner
 from kaizen.methods.parts.one_lr import OneLearningRate
+from kaizen.methods.registry import settings_of
 from kaizen.methods.seam import TaskClasses
-from kaizen.methods.strategies import build_method
+from kaizen.methods.strategies.slca import SLCAPlusSettings
 from kaizen.models.heads import TaskHeads
 from kaizen.models.lora import LoRALinear
 
@@ -121,7 +123,7 @@ def test_the_hybrid_slow_learner_trains_adapters_norms_biases_and_cls_only(tiny)
     config = _pretrained_config(tiny, "slcapp")
     learner = build_learner(config, 3, 6, 16, [[0, 1], [2, 3], [4, 5]])
     qkv = learner.backbone.blocks[0].attn.qkv.weight.detach().clone()
-    part = HybridSlowLearner(config.slca, config.optim)
+    part = HybridSlowLearner(settings_of(config, SLCAPlusSettings), config.optim)
     part.prepare_learner(learner)
     adapted = [m for m in learner.backbone.modules() if isinstance(m, LoRALinear)]
     assert len(adapted) == 3 * 2  # qkv, fc1, fc2 of both blocks

@@ -107,8 +107,8 @@ CASES: dict[str, tuple[Edit, str]] = {
         "freeze.enabled",
     ),
     "LUMP buffer larger than the data": (
-        _both(_set("strategy", name="lump"), _set("lump", buffer_size=100_000)),
-        "lump.buffer_size=100000",
+        _set("strategy", name="lump", buffer_size=100_000),
+        "strategy.buffer_size=100000",
     ),
 }
 

@@ -13,7 +13,9 @@ from kaizen.config import build_config
 from kaizen.data.stream import load_stream
 from kaizen.learner.learner import build_learner
 from kaizen.methods.parts.mixup import ReservoirMixup
+from kaizen.methods.registry import settings_of
 from kaizen.methods.seam import RunContext
+from kaizen.methods.strategies.lump import LumpSettings
 from kaizen.ssl.registry import views_of
 
 
@@ -38,14 +40,14 @@ def test_lump_mixes_each_view_with_an_augmented_buffer_view(tiny) -> None:
     fabric = Fabric(accelerator="cpu", devices=1)
     stream = load_stream(config, fabric, views_of(config.ssl))
     run = RunContext(stream, fabric, build_learner(config, 3, 6), stream.tasks[0])
-    part = ReservoirMixup(config.lump, seed=0)
+    part = ReservoirMixup(settings_of(config, LumpSettings), seed=0)
     part.start_task(run)
     views = stream.augment(stream.train_images.gather(stream.tasks[0].train_indices[:4]))
     assert part.transform(views, torch.Generator().manual_seed(0)) is views  # first task
     part.end_task(run)
     run.task = stream.tasks[1]
     part.start_task(run)
-    assert len(part.indices) == config.lump.buffer_size
+    assert len(part.indices) == settings_of(config, LumpSettings).buffer_size
     torch.manual_seed(7)
     mixed = part.transform(views, torch.Generator().manual_seed(3))
     # the same draws by hand: buffer images, their views, then lambda ~ Beta(0.4, 0.4)

@@ -22,7 +22,7 @@ from kaizen.engine.interrupt import RunInterrupted
 from kaizen.engine.step import TrainStep
 from kaizen.engine.trainer import NonFiniteLossError
 from kaizen.errors import KaizenError
-from kaizen.methods.strategies import METHODS
+from kaizen.methods.registry import METHODS
 
 
 def _resumable(tiny, strategy: str = "kaizen", ssl: str = "mocov2plus", epochs: int = 3) -> dict:

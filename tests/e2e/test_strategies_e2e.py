@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import kaizen
-from kaizen.methods.strategies import METHODS
+from kaizen.methods.registry import METHODS
 from kaizen.presets import SSL_NAMES
 
 

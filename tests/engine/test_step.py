@@ -11,8 +11,8 @@ from kaizen.data.augment import augment_for
 from kaizen.engine.step import TrainStep
 from kaizen.learner.learner import build_learner
 from kaizen.learner.optim import build_optimizer
+from kaizen.methods.build import build_method
 from kaizen.methods.seam import TaskClasses
-from kaizen.methods.strategies import build_method
 
 
 def _gradient_norm_at_update(clip: float | None) -> float:

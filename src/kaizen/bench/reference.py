@@ -40,8 +40,8 @@ from kaizen.learner.learner import build_learner
 from kaizen.learner.optim import TaskSchedule, build_optimizer
 from kaizen.learner.teacher import Teacher
 from kaizen.learner.terms import StepTensors, total_loss
+from kaizen.methods.build import build_method
 from kaizen.methods.seam import TaskClasses
-from kaizen.methods.strategies import build_method
 
 _CROP_RATIO = (3 / 4, 4 / 3)
 _CROP_ATTEMPTS = 10

@@ -30,8 +30,8 @@ from kaizen.errors import ConfigError
 from kaizen.learner.learner import build_learner
 from kaizen.learner.optim import TaskSchedule, build_optimizer
 from kaizen.learner.teacher import Teacher
+from kaizen.methods.build import build_method
 from kaizen.methods.seam import TaskClasses
-from kaizen.methods.strategies import build_method
 
 _AUTOCAST_DTYPES = {"32": "float32", "bf16-mixed": "bfloat16", "16-mixed": "float16"}
 

@@ -43,8 +43,8 @@ from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.eval.results import Result, TaskCost, TaskRecord, write_results
 from kaizen.learner.learner import Learner, build_learner
 from kaizen.learner.optim import TaskSchedule, build_optimizer
+from kaizen.methods.build import build_method
 from kaizen.methods.seam import Method, RunContext
-from kaizen.methods.strategies import build_method
 from kaizen.models.heads import with_leading_rows
 from kaizen.ssl.registry import views_of
 from kaizen.storage.checkpoints import CheckpointStore, Position

@@ -13,6 +13,9 @@ settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named d
 ``slca-<benchmark>-<strategy>`` are SLCA's and SLCA++'s benchmarks (a pre-trained ViT-B/16, no
 SSL): ``slca.yaml``, then ``slca/<benchmark>.yaml``, ``slca/<strategy>.yaml`` and
 ``slca/<benchmark>-<strategy>.yaml`` where they exist.
+
+A family's ``strategy:`` settings apply to the strategies whose record has them (SLCA's
+benchmark loss weights to ``seqft``..``slcapp``, not to ``joint``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from kaizen.config import deep_merge, load_yaml
+from kaizen.config import deep_merge, keep_chosen_strategy_keys, load_yaml
 from kaizen.errors import ConfigError
 
 FAMILIES = ("fmnist", "cifar100", "cifar10")
@@ -57,8 +60,11 @@ def _slca_preset(benchmark: str, strategy: str) -> dict[str, Any]:
         *(folder / "slca" / f"{name}.yaml" for name in (benchmark, strategy)),
         folder / "slca" / f"{benchmark}-{strategy}.yaml",
     ]
-    return deep_merge(
-        _merged(files), {"name": f"slca-{benchmark}-{strategy}", "strategy": {"name": strategy}}
+    return keep_chosen_strategy_keys(
+        deep_merge(
+            _merged(files),
+            {"name": f"slca-{benchmark}-{strategy}", "strategy": {"name": strategy}},
+        )
     )
 
 
@@ -71,13 +77,15 @@ def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
         *(folder / name / f"{ssl}.yaml" for name in lineage),
         *(folder / name / f"{strategy}.yaml" for name in lineage),
     ]
-    return deep_merge(
-        _merged(files),
-        {
-            "name": f"{family}-{ssl}-{strategy}",
-            "ssl": {"method": ssl},
-            "strategy": {"name": strategy},
-        },
+    return keep_chosen_strategy_keys(
+        deep_merge(
+            _merged(files),
+            {
+                "name": f"{family}-{ssl}-{strategy}",
+                "ssl": {"method": ssl},
+                "strategy": {"name": strategy},
+            },
+        )
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from kaizen.config import RunConfig, load_yaml, to_plain, validate_config
+from kaizen.config import RunConfig, load_yaml, to_plain, upgrade_layout, validate_config
 from kaizen.errors import KaizenError
 from kaizen.storage.atomic import atomic_write_text
 
@@ -57,7 +57,7 @@ def read_run_config(run_dir: Path) -> RunConfig:
         raise KaizenError(
             f"{run_dir} holds no run ({CONFIG_FILE} is missing); start one with `kaizen run`"
         )
-    return validate_config(load_yaml(path))
+    return validate_config(upgrade_layout(load_yaml(path)))
 
 
 def with_cache_in_run_dir(config: RunConfig, run_dir: Path) -> RunConfig:

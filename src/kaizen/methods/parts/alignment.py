@@ -74,8 +74,8 @@ class ClassifierAlignment(Part):
     def prepare_learner(self, learner: Learner) -> None:
         if self.feature_scale > 0 and not isinstance(learner.classifier, TaskHeads):
             raise ConfigError(
-                "old-task feature scaling (slca.feature_scale > 0) scales the input of each "
-                "task's head: set model.heads=per-task, or slca.feature_scale=0"
+                "old-task feature scaling (strategy.feature_scale > 0) scales the input of each "
+                "task's head: set model.heads=per-task, or strategy.feature_scale=0"
             )
 
     def classes_grown(self, run: RunContext) -> None:

@@ -3,9 +3,9 @@ with low-rank adapters, its LayerNorms, biases and class token trained slowly.""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from kaizen.config import OptimConfig, SLCAConfig
+from kaizen.config import OptimConfig
 from kaizen.learner.learner import Learner
 from kaizen.methods.seam import Part, RunContext
 from kaizen.models.lora import add_lora
@@ -25,12 +25,32 @@ def _adapted(name: str) -> bool:
     return name.rpartition(".")[2] in ADAPTED_LAYERS
 
 
+class LoraSettings(Protocol):
+    """What the hybrid slow learner reads from its method's settings record."""
+
+    @property
+    def lora_rank(self) -> int:
+        """Rank of the adapters."""
+
+    @property
+    def lora_scale(self) -> float:
+        """Factor of the adapters' product."""
+
+    @property
+    def lora_first_task_lr(self) -> float:
+        """The adapters' learning rate at the first task."""
+
+    @property
+    def lora_lr(self) -> float:
+        """The adapters' learning rate after it."""
+
+
 class HybridSlowLearner(Part):
-    """LoRA of rank ``slca.lora_rank`` and scale ``slca.lora_scale`` on the qkv, fc1 and fc2
+    """LoRA of rank ``strategy.lora_rank`` and scale ``strategy.lora_scale`` on the qkv, fc1 and fc2
     layers of every block (:mod:`kaizen.models.lora`), one adapter trained through the whole
     sequence; every other pre-trained weight frozen except LayerNorms, biases and the [CLS]
     token, which train at the backbone's slow ``optim.lr``. The adapters train at
-    ``slca.lora_first_task_lr`` at the first task and ``slca.lora_lr`` after it, with the
+    ``strategy.lora_first_task_lr`` at the first task and ``strategy.lora_lr`` after it, with the
     backbone's weight decay.
 
     The adapters are part of the learner, so they live in the run checkpoint with it; which
@@ -39,7 +59,7 @@ class HybridSlowLearner(Part):
 
     name: ClassVar[str] = "hybrid"
 
-    def __init__(self, config: SLCAConfig, optim: OptimConfig) -> None:
+    def __init__(self, config: LoraSettings, optim: OptimConfig) -> None:
         self.config = config
         self.weight_decay = optim.weight_decay
         self.adapter_ids: set[int] = set()

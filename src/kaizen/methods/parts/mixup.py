@@ -3,14 +3,25 @@ stream, mixed into every view of later tasks."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
-from kaizen.config import LumpConfig
 from kaizen.errors import ConfigError
 from kaizen.methods.seam import Part, RunContext
+
+
+class MixupSettings(Protocol):
+    """What the reservoir and its mixup read from their method's settings record."""
+
+    @property
+    def buffer_size(self) -> int:
+        """Raw training images kept over the stream."""
+
+    @property
+    def alpha(self) -> float:
+        """Mixup weight lambda ~ Beta(alpha, alpha)."""
 
 
 class ReservoirMixup(Part):
@@ -24,14 +35,14 @@ class ReservoirMixup(Part):
     replacement and lambda ~ Beta(alpha, alpha) shared by the batch (LUMP, Eq. 4).
 
     Attributes:
-        indices: int64 (R,) buffered training indices, R <= ``lump.buffer_size``.
+        indices: int64 (R,) buffered training indices, R <= ``strategy.buffer_size``.
         seen: how many training images the reservoir has been offered.
     """
 
     name: ClassVar[str] = "mixup"
     keeps_memory: ClassVar[bool] = True
 
-    def __init__(self, config: LumpConfig, seed: int) -> None:
+    def __init__(self, config: MixupSettings, seed: int) -> None:
         self.config = config
         self.generator = torch.Generator().manual_seed(seed)
         self.indices = torch.empty(0, dtype=torch.int64)
@@ -43,7 +54,7 @@ class ReservoirMixup(Part):
         available = len(stream.data.train.labels)
         if self.config.buffer_size > available:
             raise ConfigError(
-                f"lump.buffer_size={self.config.buffer_size} is larger than the {available} "
+                f"strategy.buffer_size={self.config.buffer_size} is larger than the {available} "
                 f"training images of the stream; set it to at most {available}"
             )
 

@@ -4,16 +4,18 @@ a predictor towards the previous task's frozen model + classifier, with labelled
 from __future__ import annotations
 
 from kaizen.config import RunConfig
-from kaizen.methods.objective import distilled_objective
+from kaizen.methods.objective import FeatureDistillObjective, distilled_objective
 from kaizen.methods.parts.replay import LabelledReplay
 from kaizen.methods.parts.teacher import TeacherSnapshot
+from kaizen.methods.registry import method, settings_of
 from kaizen.methods.seam import Method
 
 
+@method("cassle", FeatureDistillObjective)
 def build(config: RunConfig) -> Method:
     return Method(
         "cassle",
-        distilled_objective(config.strategy, feature_distill=True, classifier_distill=False),
+        distilled_objective(settings_of(config, FeatureDistillObjective)),
         [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
         needs_ssl=True,
     )

@@ -4,13 +4,15 @@ carried from task to task, no replay and no distillation."""
 from __future__ import annotations
 
 from kaizen.config import RunConfig
-from kaizen.methods.objective import distilled_objective
+from kaizen.methods.objective import ClassifierObjective, distilled_objective
+from kaizen.methods.registry import method, settings_of
 from kaizen.methods.seam import Method
 
 
+@method("joint", ClassifierObjective)
 def build(config: RunConfig) -> Method:
     return Method(
         "joint",
-        distilled_objective(config.strategy, feature_distill=False, classifier_distill=False),
+        distilled_objective(settings_of(config, ClassifierObjective)),
         cumulative_data=True,
     )

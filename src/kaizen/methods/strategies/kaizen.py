@@ -7,29 +7,27 @@ distillation towards the previous task's frozen model, with a small labelled rep
 from __future__ import annotations
 
 from kaizen.config import RunConfig
-from kaizen.methods.objective import distilled_objective
+from kaizen.methods.objective import KaizenObjective, distilled_objective
 from kaizen.methods.parts.replay import LabelledReplay
 from kaizen.methods.parts.teacher import TeacherSnapshot
+from kaizen.methods.registry import method, settings_of
 from kaizen.methods.seam import Method
 
 
 def _kaizen(config: RunConfig, name: str, replay_rows_only: bool) -> Method:
     return Method(
         name,
-        distilled_objective(
-            config.strategy,
-            feature_distill=True,
-            classifier_distill=True,
-            replay_rows_only=replay_rows_only,
-        ),
+        distilled_objective(settings_of(config, KaizenObjective), replay_rows_only),
         [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
         needs_ssl=True,
     )
 
 
+@method("kaizen", KaizenObjective)
 def build(config: RunConfig) -> Method:
     return _kaizen(config, "kaizen", replay_rows_only=False)
 
 
+@method("kaizen-replay-kd", KaizenObjective)
 def build_replay_kd(config: RunConfig) -> Method:
     return _kaizen(config, "kaizen-replay-kd", replay_rows_only=True)

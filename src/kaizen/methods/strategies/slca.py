@@ -9,12 +9,17 @@ trained on the current task's logits, so the paper's ablation is one sweep over 
   alignment with old-task feature scaling.
 
 ``joint`` (every task's data so far, every logit) is the family's upper bound. All of them run
-with ``ssl.method=none`` and ``strategy.end_to_end=true``; the ``slca-*`` presets set both.
+with ``ssl.method=none`` and ``strategy.end_to_end=true`` (their records' default); the
+``slca-*`` presets set ``ssl.method=none``.
 """
 
 from __future__ import annotations
 
-from kaizen.config import RunConfig
+from typing import Literal
+
+from pydantic import Field
+
+from kaizen.config import RunConfig, StrategySettings
 from kaizen.errors import ConfigError
 from kaizen.learner.learner import Learner
 from kaizen.learner.teacher import Teacher
@@ -23,14 +28,49 @@ from kaizen.methods.parts.alignment import ClassifierAlignment
 from kaizen.methods.parts.hybrid import HybridSlowLearner
 from kaizen.methods.parts.one_lr import OneLearningRate
 from kaizen.methods.parts.task_heads import CurrentTaskHead
+from kaizen.methods.registry import method, settings_of
 from kaizen.methods.seam import Method, Part, TaskClasses, TermsFn
+
+
+class SLCASettings(StrategySettings):
+    """The family's training loss (SLCA, Zhang et al., ICCV 2023)."""
+
+    end_to_end: bool = Field(
+        True, description="The family trains the backbone through its heads; it must stay true."
+    )
+    loss: Literal["ce", "sce"] | None = Field(
+        None,
+        description="Cross-entropy on the current task's logits, or the symmetric "
+        "cross-entropy alpha CE + beta RCE; none: the strategy's own (sce for slcapp).",
+    )
+    sce_alpha: float = Field(1.0, ge=0.0, description="alpha of the symmetric cross-entropy.")
+    sce_beta: float = Field(0.1, ge=0.0, description="beta of the symmetric cross-entropy.")
+
+
+class SLCAPlusSettings(SLCASettings):
+    """SLCA++ (arXiv 2408.08295): the hybrid slow learner (LoRA) and old-task feature scaling."""
+
+    lora_rank: int = Field(4, ge=1, description="Rank of the hybrid slow learner's adapters.")
+    lora_scale: float = Field(0.8, gt=0.0, description="Factor of the adapters' product.")
+    lora_first_task_lr: float = Field(
+        0.005, gt=0.0, description="The adapters' learning rate at the first task."
+    )
+    lora_lr: float = Field(0.001, gt=0.0, description="The adapters' learning rate after it.")
+    feature_scale: float = Field(
+        0.02,
+        ge=0.0,
+        description="SLCA++'s mu: alignment shrinks task i's sampled features by "
+        "1 / (1 + u (t - i)), u ~ U[mu - 0.01, mu + 0.01], and inference scales the input of "
+        "task i's head by 1 + mu (t - i); 0: off.",
+    )
+
 
 FAMILY = ("seqft", "sl", "slca", "slcapp")
 """The family's strategies, in the order of the paper's ablation."""
 
 
 def _current_task_loss(config: RunConfig, default_loss: str) -> TermsFn:
-    slca = config.slca
+    slca = settings_of(config, SLCASettings)
     loss = slca.loss or default_loss
 
     def terms(
@@ -48,7 +88,7 @@ def _family(config: RunConfig, name: str, parts: list[Part], default_loss: str =
             f"strategy {name} fine-tunes with its classifier's loss alone: set ssl.method=none "
             "(the slca-* presets do)"
         )
-    if not config.strategy.end_to_end:
+    if not settings_of(config, SLCASettings).end_to_end:
         raise ConfigError(
             f"strategy {name} trains the backbone through its heads: set "
             "strategy.end_to_end=true (the slca-* presets do)"
@@ -56,22 +96,27 @@ def _family(config: RunConfig, name: str, parts: list[Part], default_loss: str =
     return Method(name, _current_task_loss(config, default_loss), [*parts, CurrentTaskHead(name)])
 
 
+@method("seqft", SLCASettings)
 def build_seqft(config: RunConfig) -> Method:
     return _family(config, "seqft", [OneLearningRate()])
 
 
+@method("sl", SLCASettings)
 def build_sl(config: RunConfig) -> Method:
     return _family(config, "sl", [])
 
 
+@method("slca", SLCASettings)
 def build_slca(config: RunConfig) -> Method:
     alignment = ClassifierAlignment(config.classifier, config.seed, [], mean_shrink=True)
     return _family(config, "slca", [alignment])
 
 
+@method("slcapp", SLCAPlusSettings)
 def build_slcapp(config: RunConfig) -> Method:
+    settings = settings_of(config, SLCAPlusSettings)
     alignment = ClassifierAlignment(
-        config.classifier, config.seed, [], feature_scale=config.slca.feature_scale
+        config.classifier, config.seed, [], feature_scale=settings.feature_scale
     )
-    hybrid = HybridSlowLearner(config.slca, config.optim)
+    hybrid = HybridSlowLearner(settings, config.optim)
     return _family(config, "slcapp", [alignment, hybrid], default_loss="sce")

@@ -1,0 +1,58 @@
+"""Settings of the parts any strategy may compose with: labelled replay (``replay:``),
+classifier alignment (``classifier:``) and layer freezing (``freeze:``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from kaizen.config.section import Section
+
+
+class ClassifierConfig(Section):
+    """Post-hoc classifier alignment from class statistics (SLCA, Zhang et al., ICCV 2023)."""
+
+    align: bool = Field(
+        False,
+        description="After each task, align the classifier on features sampled from every seen "
+        "class's stored mean and covariance; evaluate with it, restore it before the next task.",
+    )
+    align_epochs: int = Field(5, ge=1)
+    align_lr: float = Field(0.01, gt=0.0)
+    align_samples_per_class: int = Field(256, ge=1)
+    align_temperature: float = Field(0.1, gt=0.0, description="Of the normalised logits.")
+    align_weight_decay: float = Field(0.0, ge=0.0, description="Of the alignment's SGD.")
+    align_statistics: Literal["stored", "replay"] = Field(
+        "stored",
+        description="Earlier classes' statistics as stored when their task ended (SLCA), or "
+        "recomputed at every task's end from the strategy's replayed images with the current "
+        "backbone, so that they follow the backbone's drift.",
+    )
+
+
+class FreezeConfig(Section):
+    """Progressive task-correlated layer freezing (Yang et al., arXiv 2303.07477)."""
+
+    enabled: bool = Field(False, description="Freeze correlated backbone blocks from task 1 on.")
+    threshold: float = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Freeze the blocks whose correlation ratio reaches it (docs/efficiency.md "
+        "measures 0.8, 0.9 and 0.95).",
+    )
+    probe_images: int = Field(
+        256, ge=2, description="Current and earlier images the ratios are measured on."
+    )
+    max_depth: int | None = Field(
+        None, ge=0, description="Freeze at most this many blocks; none: all before the last stage."
+    )
+
+
+class ReplayConfig(Section):
+    """Labelled replay kept from earlier tasks."""
+
+    fraction_per_class: float | None = Field(0.01, gt=0.0, le=1.0)
+    budget: int | None = Field(None, ge=1, description="Total size; overrides the fraction.")
+    batch_size: int = Field(32, ge=1)

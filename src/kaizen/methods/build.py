@@ -1,0 +1,60 @@
+"""A run's method: the strategy ``strategy.name`` names, with the parts the config adds.
+
+Layer freezing (``freeze.*``) composes with any method that keeps earlier images, classifier
+alignment (``classifier.align``) with any method (the SLCA family aligns already).
+"""
+
+from __future__ import annotations
+
+import kaizen.methods.strategies  # noqa: F401  (registers every method)
+from kaizen.config import STRATEGY_SETTINGS, RunConfig
+from kaizen.errors import ConfigError
+from kaizen.methods.parts.alignment import ClassifierAlignment
+from kaizen.methods.parts.freezing import LayerFreezing
+from kaizen.methods.registry import METHODS
+from kaizen.methods.seam import Method
+
+
+def _buildable(config: RunConfig) -> dict[str, Method]:
+    """The methods that ``config`` can run with their default settings (a strategy that
+    refuses it is left out)."""
+    methods = {}
+    for name, build in METHODS.items():
+        try:
+            methods[name] = build(
+                config.model_copy(update={"strategy": STRATEGY_SETTINGS[name](name=name)})
+            )
+        except ConfigError:
+            continue
+    return methods
+
+
+def build_method(config: RunConfig) -> Method:
+    """The method ``config.strategy.name`` names, built for ``config``, with layer freezing
+    when ``freeze.enabled`` and classifier alignment when ``classifier.align``."""
+    method = METHODS[config.strategy.name](config)
+    if method.needs_ssl and config.ssl.method == "none":
+        raise ConfigError(
+            f"strategy {method.name} has self-supervised terms and ssl.method=none has none: "
+            "choose an SSL method (e.g. ssl.method=simclr)"
+        )
+    if config.freeze.enabled:
+        if not any(part.keeps_memory for part in method.parts):
+            keeping = sorted(
+                name
+                for name, other in _buildable(config).items()
+                if any(part.keeps_memory for part in other.parts)
+            )
+            raise ConfigError(
+                f"freeze.enabled=true needs earlier images to measure the task correlation, and "
+                f"strategy '{method.name}' keeps none; use one of {', '.join(keeping)}"
+            )
+        method.parts.append(
+            LayerFreezing(config.freeze, config.model, list(method.parts), config.seed)
+        )
+    if config.classifier.align and not method.has_part(ClassifierAlignment.name):
+        # first: the trained classifier is back before a teacher snapshots it
+        method.parts.insert(
+            0, ClassifierAlignment(config.classifier, config.seed, list(method.parts))
+        )
+    return method
