@@ -19,8 +19,8 @@ from kaizen import testpoints
 from kaizen.api import resume
 from kaizen.cli import main
 from kaizen.engine.interrupt import RunInterrupted
+from kaizen.engine.loss_watch import NonFiniteLossError
 from kaizen.engine.step import TrainStep
-from kaizen.engine.trainer import NonFiniteLossError
 from kaizen.errors import KaizenError
 from kaizen.methods.registry import METHODS
 

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from kaizen.config import build_config
-from kaizen.engine import trainer as trainer_module
+from kaizen.engine import progress as clock_module
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.eval.evaluator import Evaluator
 
@@ -31,7 +31,7 @@ def test_train_seconds_exclude_the_evaluation(
     tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(trainer_module.time, "perf_counter", clock)
+    monkeypatch.setattr(clock_module.time, "perf_counter", clock)
     evaluate = Evaluator.evaluate
 
     def slow_evaluate(self: Evaluator, *args: Any, **kwargs: Any) -> Any:

@@ -17,8 +17,8 @@ import torch
 from kaizen.bench.measure import time_steps, torch_threads
 from kaizen.bench.throughput import seeded_fabric
 from kaizen.config import RunConfig
+from kaizen.engine.fabric_setup import FABRIC_PRECISION
 from kaizen.engine.step import prepare_learner
-from kaizen.engine.trainer import FABRIC_PRECISION
 from kaizen.learner.learner import build_learner
 
 

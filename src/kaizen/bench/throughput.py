@@ -23,9 +23,9 @@ from kaizen.data.augment import augment_for
 from kaizen.data.replay import ReplayBuffer, replayed_rows
 from kaizen.data.store import ImageStore
 from kaizen.data.synthetic import make_synthetic
+from kaizen.engine.fabric_setup import FABRIC_PRECISION
 from kaizen.engine.hardware import check_hardware, resolved_accelerator
 from kaizen.engine.step import TrainStep, prepare_learner
-from kaizen.engine.trainer import FABRIC_PRECISION
 from kaizen.errors import ConfigError
 from kaizen.learner.learner import build_learner
 from kaizen.learner.optim import TaskSchedule, build_optimizer

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
@@ -172,3 +172,14 @@ class LiveTensorPeak:
             self.bytes = storages.peak
         finally:
             storages.clear()
+
+
+def training_state(learner: nn.Module, optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    """The tensors a training step keeps between steps: parameters and optimiser state."""
+    state = [
+        value
+        for per_param in optimizer.state.values()
+        for value in per_param.values()
+        if isinstance(value, Tensor)
+    ]
+    return [*learner.parameters(), *learner.buffers(), *state]

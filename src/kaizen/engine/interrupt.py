@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType, TracebackType
 
 from kaizen.errors import KaizenError
@@ -51,3 +52,13 @@ class StopRequests:
         for number, handler in self._previous.items():
             signal.signal(number, handler)  # type: ignore[arg-type]
         self._previous.clear()
+
+    def interrupted(self, run_dir: Path, task: int, epoch: int, step: int) -> RunInterrupted:
+        """The error that ends a run stopped by the recorded signal at that position, after its
+        checkpoint was saved."""
+        number = self.signal_number or signal.SIGINT
+        return RunInterrupted(
+            f"stopped by signal {number} at task {task}, epoch {epoch}, step {step}; a checkpoint "
+            f"was saved: continue with `kaizen resume {run_dir}`",
+            number,
+        )

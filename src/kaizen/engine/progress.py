@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from types import TracebackType
 
+import torch
+from lightning.fabric import Fabric
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -85,3 +87,74 @@ class TrainingProgress:
             self.last_line = now
             line = f"{self.task_label}  step {completed}/{self.total}  {stats}"
             self.console.print(line, highlight=False, soft_wrap=True)
+
+
+class LogWindow:
+    """The steps since the last read-out: at each read-out the latest loss terms and the
+    images/s over the window go to ``progress`` and, with each parameter group's learning
+    rate, to ``fabric``'s loggers (stepped by the run's step, ``steps_before`` + the task's)."""
+
+    def __init__(self, progress: TrainingProgress, fabric: Fabric, steps_before: int) -> None:
+        self.progress = progress
+        self.fabric = fabric
+        self.steps_before = steps_before
+        self.start = time.perf_counter()
+        self.images = 0
+
+    def add(self, images: int) -> None:
+        self.images += images
+
+    def report(
+        self,
+        step: int,
+        epoch: int,
+        epochs: int,
+        values: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+    ) -> None:
+        """Read the loss terms ``values`` (one host sync) and close the window."""
+        now = time.perf_counter()
+        losses = {name: float(value) for name, value in values.items()}
+        rate = self.images / max(now - self.start, 1e-9)
+        self.progress.update(step, epoch, epochs, losses, rate)
+        self.start, self.images = now, 0
+        logged = {f"loss/{name}": value for name, value in losses.items()}
+        for group in optimizer.param_groups:
+            logged[f"lr/{group.get('name', 'group')}"] = group["lr"]
+        logged["images_per_second"] = rate
+        self.fabric.log_dict(logged, step=self.steps_before + step)
+
+
+def log_task_accuracies(fabric: Fabric, task: int, accuracies: list[float]) -> None:
+    """A finished task's accuracy on every task's test set and the mean over the tasks seen so
+    far, to ``fabric``'s loggers, stepped by the task."""
+    seen = accuracies[: task + 1]
+    fabric.log_dict(
+        {
+            **{f"accuracy/task_{j}": value for j, value in enumerate(accuracies)},
+            "accuracy/seen_tasks": sum(seen) / len(seen),
+        },
+        step=task,
+    )
+
+
+class TaskClock:
+    """A task's wall time and training time, carried over a resume by the checkpoint.
+
+    ``before`` holds the seconds of the task's earlier processes (``wall``, ``train``);
+    training starts counting at :meth:`start_training`.
+    """
+
+    def __init__(self, before: dict[str, float] | None = None) -> None:
+        self.before = dict(before) if before else {"wall": 0.0, "train": 0.0}
+        self.wall_start = self.train_start = time.perf_counter()
+
+    def start_training(self) -> None:
+        self.train_start = time.perf_counter()
+
+    def read(self) -> dict[str, float]:
+        now = time.perf_counter()
+        return {
+            "wall": self.before["wall"] + now - self.wall_start,
+            "train": self.before["train"] + now - self.train_start,
+        }

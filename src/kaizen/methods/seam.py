@@ -175,6 +175,33 @@ class Method:
         """The tasks whose training images ``task`` trains on."""
         return list(tasks[: task.index + 1]) if self.cumulative_data else [task]
 
+    def parameter_groups(self, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups as every part, in order, adjusts them."""
+        for part in self.parts:
+            groups = part.parameter_groups(groups)
+        return groups
+
+    def view_transform(self, sampler: torch.Generator) -> Callable[[Tensor], Tensor]:
+        """The parts' transforms of a step's views (V B, C, H, W), in order, drawing from the
+        run's batch ``sampler``."""
+
+        def transform(views: Tensor) -> Tensor:
+            for part in self.parts:
+                views = part.transform(views, sampler)
+            return views
+
+        return transform
+
+    def step_rows(self, batch: Tensor, sampler: torch.Generator, world: int, rank: int) -> Tensor:
+        """``batch`` (int64 (B,) indices of this process) followed by this process's share of
+        the rows every part adds to the step (replayed or buffered images), drawn from
+        ``sampler`` identically on every process."""
+        for part in self.parts:
+            rows = part.step_rows(sampler)
+            if rows is not None:
+                batch = torch.cat([batch, rows.tensor_split(world)[rank]])
+        return batch
+
     def state_dict(self) -> dict[str, Any]:
         return {part.name: part.state_dict() for part in self.parts}
 
