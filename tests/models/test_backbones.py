@@ -15,8 +15,8 @@ from kaizen.models.backbones import (
     ConvNet,
     ResNet,
     build_backbone,
-    load_backbone_weights,
 )
+from kaizen.models.weights import load_backbone_weights
 
 # (name, stem, width): resnet50 only at width 0.25 to keep the suite fast on CPU.
 CHEAP_CONFIGS = [

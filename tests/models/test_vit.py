@@ -11,8 +11,9 @@ from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from kaizen.errors import ConfigError
-from kaizen.models.backbones import build_backbone, load_backbone_weights
+from kaizen.models.backbones import build_backbone
 from kaizen.models.vit import VisionTransformer, resample_position_embedding
+from kaizen.models.weights import load_backbone_weights
 from kaizen.storage.checkpoints import CheckpointStore, Position
 
 # A ViT small enough for CPU tests: D 32, 2 heads, 2 blocks, 32x32 images in 8x8 patches.

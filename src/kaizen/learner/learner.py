@@ -9,8 +9,9 @@ from torch import Tensor, nn
 
 from kaizen.config import RunConfig
 from kaizen.errors import ConfigError
-from kaizen.models.backbones import build_backbone, load_backbone_weights
+from kaizen.models.backbones import build_backbone
 from kaizen.models.heads import Classifier, TaskHeads
+from kaizen.models.weights import load_backbone_weights
 from kaizen.ssl.base import SSLMethod
 from kaizen.ssl.distill import distill_predictor
 from kaizen.ssl.registry import build_ssl_method
