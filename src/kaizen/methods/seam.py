@@ -10,19 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from lightning.fabric import Fabric
 from torch import Tensor
 
+from kaizen.data.scenario import Task
+from kaizen.data.stream import Stream
 from kaizen.learner.learner import Learner
 from kaizen.learner.teacher import Teacher
 from kaizen.learner.terms import WeightedTerm
-
-if TYPE_CHECKING:
-    from kaizen.data.scenario import Task
-    from kaizen.data.stream import Stream
 
 
 @dataclass

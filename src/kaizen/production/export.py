@@ -66,7 +66,7 @@ def _export_onnx(model: LoadedModel, example: torch.Tensor, path: Path) -> None:
 
 def _add_class_names(path: Path, names: tuple[str, ...]) -> None:
     """Record the class names in the ONNX file's metadata."""
-    import onnx
+    import onnx  # imported on use: it takes seconds to import and only export needs it
 
     graph = onnx.load(str(path))
     entry = graph.metadata_props.add()
@@ -85,7 +85,7 @@ def check_export(model: LoadedModel, export_format: str, path: Path, batch: int 
         expected = model.module.cpu().eval()(images)
     if export_format == "onnx":
         try:
-            import onnxruntime
+            import onnxruntime  # optional (the dev extras): only --check runs the file
         except ImportError as error:
             raise ConfigError(
                 "--check of an ONNX file needs onnxruntime: pip install onnxruntime"

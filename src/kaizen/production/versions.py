@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -26,6 +26,7 @@ from torch import Tensor
 from kaizen.config import RunConfig, to_plain
 from kaizen.data.classes import write_classes
 from kaizen.data.scenario import Task
+from kaizen.data.stream import Stream
 from kaizen.errors import KaizenError
 from kaizen.learner.learner import Learner
 from kaizen.production.model import (
@@ -37,9 +38,6 @@ from kaizen.production.model import (
     save_model,
 )
 from kaizen.storage.atomic import atomic_write_text
-
-if TYPE_CHECKING:
-    from kaizen.data.stream import Stream
 
 MODELS_FOLDER = "models"
 CURRENT_FILE = "current"

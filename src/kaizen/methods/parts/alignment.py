@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
 from kaizen.config import ClassifierConfig
+from kaizen.data.stream import Stream
 from kaizen.errors import ConfigError
 from kaizen.eval.probes import extract_features
 from kaizen.learner.alignment import (
@@ -19,9 +20,6 @@ from kaizen.learner.alignment import (
 from kaizen.learner.learner import Learner
 from kaizen.methods.seam import Part, RunContext
 from kaizen.models.heads import TaskHeads, with_leading_rows
-
-if TYPE_CHECKING:
-    from kaizen.data.stream import Stream
 
 _FEATURE_BATCH = 512
 
