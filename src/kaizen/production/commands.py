@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from kaizen.config import UPDATE_KEYS
 from kaizen.production.export import CHECK_TOLERANCE, FORMATS, check_export, export_model
 from kaizen.production.predict import image_paths, load_model, write_predictions
 from kaizen.production.update import update
@@ -127,7 +128,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     update_parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     update_parser.add_argument("data", metavar="DATA", help="folder, .npz or .csv of new images")
-    update_parser.add_argument("overrides", nargs="*", help="runtime and gate.* settings")
+    update_parser.add_argument(
+        "overrides",
+        nargs="*",
+        help=f"the new task's budget and rates ({', '.join(UPDATE_KEYS)}), gate.* and runtime "
+        "settings (train.accelerator, ...)",
+    )
     update_parser.add_argument(
         "--label-fraction",
         type=float,
