@@ -20,7 +20,7 @@ from kaizen.engine.trainer import ContinualTrainer
 from kaizen.eval.results import Result
 from kaizen.presets import load_preset
 from kaizen.production.versions import ModelVersions
-from kaizen.storage.rundir import read_run_config
+from kaizen.storage.rundir import check_run_dir_path, read_run_config
 
 
 def resolve_config(
@@ -56,6 +56,7 @@ def run(
     The config and the data are checked before anything in ``out_dir`` is touched.
     """
     resolved = resolve_config(config, overrides)
+    check_run_dir_path(Path(out_dir))
     trainer = ContinualTrainer(resolved, Path(out_dir), console, hooks=[ModelVersions])
     trainer.start_run_dir(force)
     return trainer.run()

@@ -234,3 +234,21 @@ def test_hardware_that_is_not_there_is_named_before_the_run_directory_is_touched
         assert named in error, error
     assert _snapshot(run_dir) == before
     assert not bench_out.exists()
+
+
+@pytest.mark.parametrize("below", ["", "run"], ids=["the-file", "under-the-file"])
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_a_run_directory_that_is_a_file_is_refused_and_the_file_kept(
+    below: str, force: bool, tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny("finetune")))
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a run\n")
+    out = taken / below if below else taken
+    assert main(["run", str(config), "--out", str(out), *(["--force"] if force else [])]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kaizen: error:") and "\n" not in error
+    assert "is a file, not a folder: choose another --out" in error, error
+    assert taken.read_text() == "not a run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tiny.yaml"]

@@ -192,8 +192,25 @@ def test_the_onnx_export_matches_pytorch_and_torchscript_too(
         (["update", "{run}", "{csv}"], "names 1 files that do not exist"),
         (["update", "{run}", "{small}"], "but the run trains on 3-channel 16x16"),
         (["promote", "{run}", "v9"], "has no model version v9"),
+        (
+            ["export", "{run}", "--format", "onnx", "--out", "{tmp}/missing/m.onnx"],
+            "missing does not exist; create the folder",
+        ),
+        (["export", "{run}", "--format", "onnx", "--out", "{tmp}"], "is a folder"),
+        (["history", "{tmp}/small"], "small holds no run"),
+        (["history", "{tmp}/nowhere"], "nowhere does not exist"),
     ],
-    ids=["export-format", "predict-not-a-model", "csv-missing-files", "image-size", "promote"],
+    ids=[
+        "export-format",
+        "predict-not-a-model",
+        "csv-missing-files",
+        "image-size",
+        "promote",
+        "export-missing-folder",
+        "export-to-a-folder",
+        "history-no-run",
+        "history-no-folder",
+    ],
 )
 def test_bad_production_input_is_one_line_and_exit_2(
     run_dir: Path, tmp_path: Path, arguments: list[str], message: str, capsys
@@ -202,12 +219,30 @@ def test_bad_production_input_is_one_line_and_exit_2(
     csv.write_text("path,label\nnowhere.png,boot\n")
     small = tmp_path / "small"
     _image(small / "boot" / "0.png", 100, seed=0, size=12)
-    before = _digests(run_dir)
-    paths = {"run": run_dir, "config": run_dir / "config.yaml", "csv": csv, "small": small}
+    before = _digests(tmp_path)
+    paths = {
+        "run": run_dir,
+        "config": run_dir / "config.yaml",
+        "csv": csv,
+        "small": small,
+        "tmp": tmp_path,
+    }
     assert main([a.format(**paths) for a in arguments]) == 2
     error = capsys.readouterr().err.strip()
-    assert message in error and len(error.splitlines()) == 1
-    assert _digests(run_dir) == before
+    assert error.startswith("kaizen: error:") and len(error.splitlines()) == 1
+    assert message in error, error
+    assert _digests(tmp_path) == before and not (tmp_path / "missing").exists()
+
+
+def test_history_of_a_run_without_versions_says_so(tmp_path: Path, capsys) -> None:
+    from conftest import tiny_tree
+
+    tree = tiny_tree("finetune")
+    tree["train"]["save_models"] = False
+    kaizen.run(tree, tmp_path / "run")
+    capsys.readouterr()
+    assert main(["history", str(tmp_path / "run")]) == 0
+    assert "has no model versions yet" in capsys.readouterr().out
 
 
 def test_an_update_of_an_unfinished_run_is_refused(run_dir: Path, arrived: Path, capsys) -> None:

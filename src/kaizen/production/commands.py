@@ -51,7 +51,16 @@ def _history(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column, justify="right")
     table.add_column("status")
     reasons = []
-    for row in history(Path(args.run_dir)):
+    rows = history(Path(args.run_dir))
+    if not rows:
+        console.print(
+            f"{args.run_dir} has no model versions yet: none is written before the first task "
+            "ends, nor with train.save_models=false",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 0
+    for row in rows:
         metrics, gate = row["metrics"], row["gate"]
         old = metrics["old_task_accuracy"]
         table.add_row(
