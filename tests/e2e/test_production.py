@@ -127,7 +127,10 @@ def test_a_rejected_update_leaves_the_model_in_service_and_earlier_versions_unto
     assert main(["promote", str(run_dir), "v4"]) == 0
     assert kaizen.load_model(run_dir).folder.name == "v4"
     assert main(["history", str(run_dir)]) == 0
-    assert "v4 *" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # piped, the table is printed whole: its title holds the run directory's path on one line
+    lines = [line.strip() for line in out.splitlines()]
+    assert "v4 *" in out and f"Model versions of {run_dir}" in lines
 
 
 def test_a_saved_version_predicts_what_the_run_measured(run_dir: Path) -> None:

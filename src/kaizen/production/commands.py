@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -46,7 +47,7 @@ def _promote(args: argparse.Namespace, console: Console) -> int:
 
 
 def _history(args: argparse.Namespace, console: Console) -> int:
-    table = Table(title=f"Model versions of {args.run_dir}")
+    table = Table(title=escape(f"Model versions of {args.run_dir}"))
     for column in ("version", "task", "update", "classes", "seen acc", "old acc", "new acc"):
         table.add_column(column, justify="right")
     table.add_column("status")
