@@ -480,15 +480,17 @@ def test_unknown_preset_raises_config_error(name):
     assert "\n" not in str(caught.value)
 
 
-def test_same_run_ignores_runtime_settings_and_keys_added_since():
+def test_same_run_ignores_runtime_settings_update_budgets_and_keys_added_since():
     from kaizen.config import RunConfig, same_run, to_plain
 
     config = RunConfig()
     saved = to_plain(config)
     saved["train"]["accelerator"] = "cuda"  # another machine
+    saved["train"]["epochs"] = 3  # the budget of an update's task
+    saved["optim"]["lr"] = 0.5
     del saved["strategy"]["classifier_distill_rows"]  # written before the key existed
     assert same_run(saved, config)
-    saved["optim"]["lr"] = 0.5
+    saved["optim"]["weight_decay"] = 0.5
     assert not same_run(saved, config)
     assert not same_run({"train": {"no_such_key": 1}}, config)
 

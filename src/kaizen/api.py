@@ -8,13 +8,19 @@ from typing import Any
 
 from rich.console import Console
 
-from kaizen.config import RunConfig, build_config, load_yaml, runtime_overrides
+from kaizen.config import (
+    RunConfig,
+    build_config,
+    load_yaml,
+    runtime_overrides,
+    update_overrides,
+)
 from kaizen.data.updates import read_updates
 from kaizen.engine.trainer import ContinualTrainer
 from kaizen.eval.results import Result
 from kaizen.presets import load_preset
 from kaizen.production.versions import ModelVersions
-from kaizen.storage.rundir import read_run_config
+from kaizen.storage.rundir import check_run_dir_path, read_run_config
 
 
 def resolve_config(
@@ -50,6 +56,7 @@ def run(
     The config and the data are checked before anything in ``out_dir`` is touched.
     """
     resolved = resolve_config(config, overrides)
+    check_run_dir_path(Path(out_dir))
     trainer = ContinualTrainer(resolved, Path(out_dir), console, hooks=[ModelVersions])
     trainer.start_run_dir(force)
     return trainer.run()
@@ -62,12 +69,14 @@ def resume(
 
     ``overrides`` may change where and how it executes (:data:`kaizen.config.RUNTIME_KEYS`:
     ``train.accelerator=cpu`` continues a GPU run on a CPU, say), nothing else. An update that
-    was interrupted continues too.
+    was interrupted continues too, with the settings it was started with (its budget and
+    rates, :data:`kaizen.config.UPDATE_KEYS`, included); ``overrides`` apply over them.
     """
     out_dir = Path(out_dir)
     updates = read_updates(out_dir)
-    # an interrupted update goes on with the settings it was started with, unless overridden
+    # the newest update's settings: those of the task still to train when it was interrupted
     started_with = list(updates[-1].overrides) if updates else []
-    config = runtime_overrides(read_run_config(out_dir), [*started_with, *overrides])
+    config = update_overrides(read_run_config(out_dir), started_with)
+    config = runtime_overrides(config, overrides)
     trainer = ContinualTrainer(config, out_dir, console, updates, hooks=[ModelVersions])
     return trainer.run(resume=True)

@@ -8,8 +8,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, ConsoleRenderable, RenderHook
+from rich.markup import escape
+from rich.rule import Rule
 from rich.table import Table
+from rich.text import Text
 
 from kaizen.api import resolve_config, resume, run
 from kaizen.bench.commands import register as register_bench_command
@@ -23,6 +26,46 @@ from kaizen.report.commands import register as register_report_commands
 from kaizen.sweep.commands import register as register_sweep_command
 
 DEMO_STRATEGIES = ("finetune", "kaizen")
+PIPED_WIDTH = 10_000
+"""Columns of the output when it is not a terminal (a pipe, a file): wide enough that no table
+is cut or wrapped, so that ``kaizen presets | grep replay`` finds whole names."""
+RULE_WIDTH = 80
+"""Columns of a heading rule when the output is not a terminal."""
+
+
+class WholeAnnotations(RenderHook):
+    """Widens each table printed to its title and caption, so that neither is wrapped inside a
+    table narrower than itself (a run directory's path in a title, say)."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def process_renderables(self, renderables: list[ConsoleRenderable]) -> list[ConsoleRenderable]:
+        for renderable in renderables:
+            if isinstance(renderable, Table):
+                texts = [text for text in (renderable.title, renderable.caption) if text]
+                widths = [
+                    text.cell_len
+                    if isinstance(text, Text)
+                    else self.console.render_str(text).cell_len
+                    for text in texts
+                ]
+                renderable.min_width = max([renderable.min_width or 0, *widths]) or None
+        return renderables
+
+
+def make_console() -> Console:
+    """The console of the ``kaizen`` command: the terminal's width on a terminal; otherwise so
+    wide that tables print whole, names and numbers never cut."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = PIPED_WIDTH
+    console.push_render_hook(WholeAnnotations(console))
+    return console
+
+
+def _heading(console: Console, text: str) -> None:
+    console.print(Rule(text), width=None if console.is_terminal else RULE_WIDTH)
 
 
 def _metrics_table(results: dict[str, Result]) -> Table:
@@ -39,7 +82,7 @@ def _metrics_table(results: dict[str, Result]) -> Table:
 
 def _matrix_table(result: Result) -> Table:
     size = len(result.tasks)
-    table = Table(title=f"Accuracy matrix a[i][j] ({result.config.strategy.name})")
+    table = Table(title=escape(f"Accuracy matrix a[i][j] ({result.config.strategy.name})"))
     table.add_column("after task")
     for j in range(size):
         table.add_column(f"task {j}", justify="right")
@@ -85,7 +128,7 @@ def _demo(args: argparse.Namespace, console: Console) -> int:
     out_root = Path(args.out)
     results = {}
     for strategy in DEMO_STRATEGIES:
-        console.rule(f"demo: {strategy}")
+        _heading(console, f"demo: {strategy}")
         overrides = [f"strategy.name={strategy}", *args.overrides]
         results[strategy] = run("demo", out_root / strategy, overrides, console, force=True)
     for result in results.values():
@@ -172,7 +215,7 @@ def parse_arguments(
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kaizen`` console script; bad input exits 2 with one line."""
     args = parse_arguments(build_parser(), argv)
-    console = Console(stderr=False)
+    console = make_console()
     try:
         return args.handler(args, console)
     except RunInterrupted as error:

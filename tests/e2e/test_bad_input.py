@@ -87,7 +87,17 @@ def _both(first: Edit, second: Edit) -> Edit:
     return edit
 
 
+def _no_ssl(tree: dict, tmp: Path) -> None:
+    tree["ssl"] = {"method": "none"}
+    tree["strategy"] = {"name": "finetune"}
+
+
 CASES: dict[str, tuple[Edit, str]] = {
+    "a backbone that never trains": (
+        _no_ssl,
+        "set strategy.end_to_end=true, choose an SSL method (e.g. ssl.method=simclr), or give "
+        "model.weights",
+    ),
     "corrupt image": (_use_folder(corrupt=True), "broken.png"),
     "mixed image sizes": (_use_folder(mixed_sizes=True), "data.image_size"),
     "labels of the wrong type": (_use_npz(labels_dtype="float32"), "y"),
@@ -234,3 +244,37 @@ def test_hardware_that_is_not_there_is_named_before_the_run_directory_is_touched
         assert named in error, error
     assert _snapshot(run_dir) == before
     assert not bench_out.exists()
+
+
+@pytest.mark.parametrize("below", ["", "run"], ids=["the-file", "under-the-file"])
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_a_run_directory_that_is_a_file_is_refused_and_the_file_kept(
+    below: str, force: bool, tiny, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny("finetune")))
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a run\n")
+    out = taken / below if below else taken
+    assert main(["run", str(config), "--out", str(out), *(["--force"] if force else [])]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kaizen: error:") and "\n" not in error
+    assert "is a file, not a folder: choose another --out" in error, error
+    assert taken.read_text() == "not a run\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "tiny.yaml"]
+
+
+@pytest.mark.parametrize("given", ["weights", "end_to_end"])
+def test_without_ssl_a_backbone_trains_end_to_end_or_is_pre_trained(
+    given: str, tiny, previous_run: Path, tmp_path: Path
+) -> None:
+    """A linear probe of a pre-trained backbone (a kaizen-cl run's, here) is a run of its own,
+    as is a classifier loss that trains the backbone."""
+    tree = tiny("finetune")
+    _no_ssl(tree, tmp_path)
+    if given == "weights":
+        tree["model"]["weights"] = str(previous_run)
+    else:
+        tree["strategy"]["end_to_end"] = True
+    kaizen.run(tree, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["complete"]

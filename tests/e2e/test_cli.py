@@ -132,3 +132,36 @@ def test_an_unknown_option_is_still_refused(capsys: pytest.CaptureFixture[str]) 
         main(["sweep", "fmnist", "--no-such-option", "train.epochs=2"])
     assert stopped.value.code == 2
     assert "--no-such-option" in capsys.readouterr().err
+
+
+def test_presets_piped_print_every_name_whole() -> None:
+    from kaizen.presets import preset_names
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "kaizen.cli", "presets"], capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    longest = max(preset_names(), key=len)
+    assert len(longest) > 30 and "…" not in completed.stdout
+    rows = [line.split("│")[1].strip() for line in completed.stdout.splitlines() if "│" in line]
+    assert longest in rows and rows == preset_names()
+
+
+def test_the_tables_of_a_run_and_of_a_comparison_print_whole_when_piped(
+    tiny, make_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a run prints its matrix and metrics as the demo does, side by side for two strategies
+    config = _write_yaml(tiny("finetune"), tmp_path / "run.yaml")
+    assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "Accuracy matrix a[i][j] (finetune)" in out
+    assert "Continual metrics (classifier, task-agnostic single head)" in out
+    assert "average_continual_accuracy" in out and "…" not in out
+    # a variant of a strategy is named by its setting, however long
+    plain = make_run(tmp_path / "plain", strategy="kaizen")
+    setting = {"strategy.classifier_distill_classes": "seen"}
+    variant = make_run(tmp_path / "variant", strategy="kaizen", settings=setting)
+    compared = ["compare", str(plain), str(variant), "--out", str(tmp_path / "compare")]
+    assert main(compared) == 0
+    out = capsys.readouterr().out
+    assert "kaizen[strategy.classifier_distill_classes=seen]" in out and "…" not in out

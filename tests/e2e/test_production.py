@@ -127,7 +127,10 @@ def test_a_rejected_update_leaves_the_model_in_service_and_earlier_versions_unto
     assert main(["promote", str(run_dir), "v4"]) == 0
     assert kaizen.load_model(run_dir).folder.name == "v4"
     assert main(["history", str(run_dir)]) == 0
-    assert "v4 *" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # piped, the table is printed whole: its title holds the run directory's path on one line
+    lines = [line.strip() for line in out.splitlines()]
+    assert "v4 *" in out and f"Model versions of {run_dir}" in lines
 
 
 def test_a_saved_version_predicts_what_the_run_measured(run_dir: Path) -> None:
@@ -192,8 +195,25 @@ def test_the_onnx_export_matches_pytorch_and_torchscript_too(
         (["update", "{run}", "{csv}"], "names 1 files that do not exist"),
         (["update", "{run}", "{small}"], "but the run trains on 3-channel 16x16"),
         (["promote", "{run}", "v9"], "has no model version v9"),
+        (
+            ["export", "{run}", "--format", "onnx", "--out", "{tmp}/missing/m.onnx"],
+            "missing does not exist; create the folder",
+        ),
+        (["export", "{run}", "--format", "onnx", "--out", "{tmp}"], "is a folder"),
+        (["history", "{tmp}/small"], "small holds no run"),
+        (["history", "{tmp}/nowhere"], "nowhere does not exist"),
     ],
-    ids=["export-format", "predict-not-a-model", "csv-missing-files", "image-size", "promote"],
+    ids=[
+        "export-format",
+        "predict-not-a-model",
+        "csv-missing-files",
+        "image-size",
+        "promote",
+        "export-missing-folder",
+        "export-to-a-folder",
+        "history-no-run",
+        "history-no-folder",
+    ],
 )
 def test_bad_production_input_is_one_line_and_exit_2(
     run_dir: Path, tmp_path: Path, arguments: list[str], message: str, capsys
@@ -202,12 +222,30 @@ def test_bad_production_input_is_one_line_and_exit_2(
     csv.write_text("path,label\nnowhere.png,boot\n")
     small = tmp_path / "small"
     _image(small / "boot" / "0.png", 100, seed=0, size=12)
-    before = _digests(run_dir)
-    paths = {"run": run_dir, "config": run_dir / "config.yaml", "csv": csv, "small": small}
+    before = _digests(tmp_path)
+    paths = {
+        "run": run_dir,
+        "config": run_dir / "config.yaml",
+        "csv": csv,
+        "small": small,
+        "tmp": tmp_path,
+    }
     assert main([a.format(**paths) for a in arguments]) == 2
     error = capsys.readouterr().err.strip()
-    assert message in error and len(error.splitlines()) == 1
-    assert _digests(run_dir) == before
+    assert error.startswith("kaizen: error:") and len(error.splitlines()) == 1
+    assert message in error, error
+    assert _digests(tmp_path) == before and not (tmp_path / "missing").exists()
+
+
+def test_history_of_a_run_without_versions_says_so(tmp_path: Path, capsys) -> None:
+    from conftest import tiny_tree
+
+    tree = tiny_tree("finetune")
+    tree["train"]["save_models"] = False
+    kaizen.run(tree, tmp_path / "run")
+    capsys.readouterr()
+    assert main(["history", str(tmp_path / "run")]) == 0
+    assert "has no model versions yet" in capsys.readouterr().out
 
 
 def test_an_update_of_an_unfinished_run_is_refused(run_dir: Path, arrived: Path, capsys) -> None:
@@ -260,6 +298,73 @@ def test_an_update_killed_mid_task_resumes_to_the_same_results(
     assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
         straight / "models" / "v4" / "model.safetensors"
     ).read_bytes()
+
+
+UPDATE_BUDGET = ["train.epochs=2", "train.batch_size=8", "optim.lr=0.5"]
+
+
+def test_an_updates_own_budget_trains_its_task_and_survives_a_kill(
+    finished_run: Path, arrived: Path, tmp_path: Path, capsys
+) -> None:
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    for target in (straight, killed):
+        shutil.copytree(finished_run, target)
+    before = _results(finished_run)
+    kaizen.update(straight, arrived, overrides=[*OPEN_GATE, *UPDATE_BUDGET])
+    results = _results(straight)
+    record = json.loads((straight / "updates" / "u001" / "update.json").read_text())
+    assert record["overrides"] == [*OPEN_GATE, *UPDATE_BUDGET]
+    # the update's task trained 2 epochs of batches of 8; the finished tasks are as they were
+    assert results["tasks"][3]["steps"] == 2 * (record["train_images"] // 8)
+    assert results["tasks"][:3] == before["tasks"]
+    # killed in the update's second epoch, it goes on with the settings it was started with
+    command = [*CLI, "update", str(killed), str(arrived), *OPEN_GATE, *UPDATE_BUDGET]
+    env = {**os.environ, testpoints.KILL_VARIABLE: "step 3.1.0"}
+    stopped = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert stopped.returncode == -signal.SIGKILL, stopped.stderr
+    # another update must wait until the interrupted one is finished
+    interrupted = _digests(killed)
+    assert main(["update", str(killed), str(arrived)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"update 1 of {killed} was interrupted" in error and "kaizen resume" in error
+    assert _digests(killed) == interrupted
+    finished = subprocess.run([*CLI, "resume", str(killed)], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert (killed / "results.json").read_text() == (straight / "results.json").read_text()
+    assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
+        straight / "models" / "v4" / "model.safetensors"
+    ).read_bytes()
+    # a resume of the finished update trains nothing and writes nothing
+    done = _digests(killed)
+    assert main(["resume", str(killed)]) == 0
+    assert _digests(killed) == done
+    # the next update trains with the run's own budget: 6 epochs of batches of 16
+    kaizen.update(killed, arrived, overrides=OPEN_GATE)
+    second = json.loads((killed / "updates" / "u002" / "update.json").read_text())
+    assert _results(killed)["tasks"][4]["steps"] == 6 * (second["train_images"] // 16)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        (["update", "{run}", "{data}", "model.width=1"], ["`kaizen update`", "train.epochs"]),
+        (["update", "{run}", "{data}", "strategy.end_to_end=true"], ["optim.lr", "kaizen run"]),
+        (["resume", "{run}", "train.epochs=3"], ["`kaizen resume`", "kaizen update"]),
+        (["resume", "{run}", "model.width=1"], ["`kaizen resume`", "kaizen run"]),
+    ],
+    ids=["update-model", "update-strategy", "resume-epochs", "resume-model"],
+)
+def test_a_setting_the_command_may_not_change_is_refused_naming_that_command(
+    run_dir: Path, arrived: Path, arguments: list[str], named: list[str], capsys
+) -> None:
+    before = _digests(run_dir)
+    assert main([a.format(run=run_dir, data=arrived) for a in arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kaizen: error:") and len(error.splitlines()) == 1
+    assert all(text in error for text in named), error
+    other = "`kaizen resume`" if arguments[0] == "update" else "`kaizen update` sets"
+    assert other not in error
+    assert _digests(run_dir) == before
 
 
 def test_an_updated_run_gets_a_report_and_is_kept_out_of_comparisons(

@@ -161,3 +161,26 @@ def test_config_source_takes_each_strategys_preset_of_a_family_without_ssl():
     # the SLCA ablation is one sweep: each strategy keeps its own preset's settings
     assert config_source("slca-cifar100", "none", "slcapp") == "slca-cifar100-slcapp"
     assert config_source("slca-cub200", "none", "joint") == "slca-cub200-joint"
+
+
+@pytest.mark.parametrize(
+    ("ssl", "strategies", "named"),
+    [
+        (["nope"], ["kaizen"], "unknown SSL method 'nope' in --ssl: choose from simclr, "),
+        (["simclr"], ["nope"], "unknown strategy 'nope' in --strategies: choose from "),
+        (["none"], ["kaizen"], "preset family 'fmnist' has no preset of SSL method 'none'"),
+    ],
+    ids=["ssl", "strategy", "ssl-outside-the-family"],
+)
+def test_an_unknown_name_of_a_sweep_is_named_before_anything_runs(
+    ssl: list[str], strategies: list[str], named: str, tmp_path: Path, capsys
+) -> None:
+    from kaizen.cli import main
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "fmnist", "--ssl", ",".join(ssl), "--strategies", ",".join(strategies)]
+    assert main([*argv, "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kaizen: error:") and "\n" not in error
+    assert named in error, error
+    assert "unknown preset" not in error and not out.exists()

@@ -12,6 +12,7 @@ from kaizen.config.data import DataConfig, ScenarioConfig, SyntheticConfig
 from kaizen.config.model import ModelConfig, check_patch_grid
 from kaizen.config.overrides import (
     RUNTIME_KEYS,
+    UPDATE_KEYS,
     build_config,
     deep_merge,
     keep_chosen_strategy_keys,
@@ -20,6 +21,7 @@ from kaizen.config.overrides import (
     runtime_overrides,
     same_run,
     to_plain,
+    update_overrides,
     upgrade_layout,
     validate_config,
 )
@@ -62,6 +64,7 @@ __all__ = [
     "RUNTIME_KEYS",
     "SSL_SETTINGS",
     "STRATEGY_SETTINGS",
+    "UPDATE_KEYS",
     "AugmentConfig",
     "BYOLSettings",
     "BarlowSettings",
@@ -99,6 +102,7 @@ __all__ = [
     "runtime_overrides",
     "same_run",
     "to_plain",
+    "update_overrides",
     "upgrade_layout",
     "validate_config",
 ]

@@ -313,40 +313,90 @@ RUNTIME_KEYS = (
 )
 """Settings of where and how a run executes; a resumed run may change them (another machine)."""
 
+UPDATE_KEYS = (
+    "train.epochs",
+    "train.batch_size",
+    "optim.lr",
+    "optim.classifier_lr",
+    "optim.warmup_epochs",
+    "optim.min_lr",
+)
+"""The training budget and rates of one task, which ``kaizen update`` may set for its own task
+besides the :data:`RUNTIME_KEYS`. The trainer reads them afresh at every task, so they act on
+the update's task alone; what defines the model (``model``, ``ssl``, ``strategy``, ``data``,
+``scenario``, ...) stays as the run was started."""
 
-def without_runtime(plain: dict[str, Any]) -> dict[str, Any]:
-    """``plain`` (from :func:`to_plain`) without the :data:`RUNTIME_KEYS`."""
+
+def _without(plain: dict[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """``plain`` (from :func:`to_plain`) without the dotted ``keys``."""
     trimmed = copy.deepcopy(plain)
-    for dotted in RUNTIME_KEYS:
+    for dotted in keys:
         section, key = dotted.split(".")
         trimmed.get(section, {}).pop(key, None)
     return trimmed
+
+
+def without_runtime(plain: dict[str, Any]) -> dict[str, Any]:
+    """``plain`` (from :func:`to_plain`) without the :data:`RUNTIME_KEYS`."""
+    return _without(plain, RUNTIME_KEYS)
 
 
 def same_run(saved: dict[str, Any], config: RunConfig) -> bool:
     """Whether a checkpoint's config tree ``saved`` describes the run ``config`` describes.
 
     The saved tree is read through the current schema first, so a key added since (with a
-    default) does not make it another run; the :data:`RUNTIME_KEYS` may differ.
+    default) does not make it another run; the :data:`RUNTIME_KEYS` may differ, and so may the
+    :data:`UPDATE_KEYS`: a run's last checkpoint before an update holds the run's own budget,
+    the update's checkpoints the update's.
     """
     try:
         current = validate_config(upgrade_layout(saved))
     except ConfigError:
         return False
-    return without_runtime(to_plain(current)) == without_runtime(to_plain(config))
+    ignored = (*RUNTIME_KEYS, *UPDATE_KEYS)
+    return _without(to_plain(current), ignored) == _without(to_plain(config), ignored)
+
+
+def _refusal(command: str, key: str) -> ConfigError:
+    """The error of an override ``key`` that ``kaizen <command>`` may not change."""
+    runtime = ", ".join(RUNTIME_KEYS)
+    if command == "update":
+        return ConfigError(
+            f"`kaizen update` sets only the new task's budget and rates "
+            f"({', '.join(UPDATE_KEYS)}) and where and how it runs ({runtime}); '{key}' "
+            "defines the model: change it in a new run with `kaizen run`"
+        )
+    after = (
+        f" (an update sets it for its own task: `kaizen update RUN_DIR DATA {key}=...`)"
+        if key in UPDATE_KEYS
+        else ""
+    )
+    return ConfigError(
+        f"`kaizen resume` changes only where and how a run executes ({runtime}); '{key}' "
+        f"would change the run itself: start a new one with `kaizen run`{after}"
+    )
+
+
+def _limited_overrides(
+    config: RunConfig, overrides: Sequence[str], allowed: Sequence[str], command: str
+) -> RunConfig:
+    for text in overrides:
+        key = ".".join(parse_override(text)[0])
+        if key not in allowed:
+            raise _refusal(command, key)
+    return build_config(to_plain(config), overrides)
 
 
 def runtime_overrides(config: RunConfig, overrides: Sequence[str]) -> RunConfig:
-    """``config`` with ``overrides`` that may only name :data:`RUNTIME_KEYS`."""
-    for text in overrides:
-        key = ".".join(parse_override(text)[0])
-        if key not in RUNTIME_KEYS:
-            raise ConfigError(
-                f"`kaizen resume` changes only where and how a run executes "
-                f"({', '.join(RUNTIME_KEYS)}); '{key}' would change the run itself: start a new "
-                "one with `kaizen run`"
-            )
-    return build_config(to_plain(config), overrides)
+    """``config`` with ``overrides`` that may only name :data:`RUNTIME_KEYS` (``kaizen
+    resume``)."""
+    return _limited_overrides(config, overrides, RUNTIME_KEYS, "resume")
+
+
+def update_overrides(config: RunConfig, overrides: Sequence[str]) -> RunConfig:
+    """``config`` with the overrides of an update, which may name :data:`RUNTIME_KEYS` and
+    :data:`UPDATE_KEYS` (``kaizen update``, and a resume of an update)."""
+    return _limited_overrides(config, overrides, (*RUNTIME_KEYS, *UPDATE_KEYS), "update")
 
 
 def upgrade_layout(tree: dict[str, Any]) -> dict[str, Any]:

@@ -29,6 +29,22 @@ def _buildable(config: RunConfig) -> dict[str, Method]:
     return methods
 
 
+def _check_backbone_learns(config: RunConfig) -> None:
+    """Refuse a backbone that would stay as it was built, random: no SSL term, no classifier
+    loss reaching it and no pre-trained weights. With weights it is a linear probe."""
+    if (
+        config.ssl.method == "none"
+        and not config.strategy.end_to_end
+        and config.model.weights is None
+    ):
+        raise ConfigError(
+            "ssl.method=none with strategy.end_to_end=false trains no part of the backbone, and "
+            "without model.weights it stays random: set strategy.end_to_end=true, choose an SSL "
+            "method (e.g. ssl.method=simclr), or give model.weights (a linear probe of a "
+            "pre-trained backbone)"
+        )
+
+
 def build_method(config: RunConfig) -> Method:
     """The method ``config.strategy.name`` names, built for ``config``, with layer freezing
     when ``freeze.enabled`` and classifier alignment when ``classifier.align``."""
@@ -38,6 +54,7 @@ def build_method(config: RunConfig) -> Method:
             f"strategy {method.name} has self-supervised terms and ssl.method=none has none: "
             "choose an SSL method (e.g. ssl.method=simclr)"
         )
+    _check_backbone_learns(config)
     if config.freeze.enabled:
         if not any(part.keeps_memory for part in method.parts):
             keeping = sorted(

@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from kaizen.config import UPDATE_KEYS
 from kaizen.production.export import CHECK_TOLERANCE, FORMATS, check_export, export_model
 from kaizen.production.predict import image_paths, load_model, write_predictions
 from kaizen.production.update import update
@@ -45,12 +47,21 @@ def _promote(args: argparse.Namespace, console: Console) -> int:
 
 
 def _history(args: argparse.Namespace, console: Console) -> int:
-    table = Table(title=f"Model versions of {args.run_dir}")
+    table = Table(title=escape(f"Model versions of {args.run_dir}"))
     for column in ("version", "task", "update", "classes", "seen acc", "old acc", "new acc"):
         table.add_column(column, justify="right")
     table.add_column("status")
     reasons = []
-    for row in history(Path(args.run_dir)):
+    rows = history(Path(args.run_dir))
+    if not rows:
+        console.print(
+            f"{args.run_dir} has no model versions yet: none is written before the first task "
+            "ends, nor with train.save_models=false",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 0
+    for row in rows:
         metrics, gate = row["metrics"], row["gate"]
         old = metrics["old_task_accuracy"]
         table.add_row(
@@ -127,7 +138,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     update_parser.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     update_parser.add_argument("data", metavar="DATA", help="folder, .npz or .csv of new images")
-    update_parser.add_argument("overrides", nargs="*", help="runtime and gate.* settings")
+    update_parser.add_argument(
+        "overrides",
+        nargs="*",
+        help=f"the new task's budget and rates ({', '.join(UPDATE_KEYS)}), gate.* and runtime "
+        "settings (train.accelerator, ...)",
+    )
     update_parser.add_argument(
         "--label-fraction",
         type=float,

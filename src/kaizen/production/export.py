@@ -31,7 +31,9 @@ def export_model(model: LoadedModel, export_format: str, out: Path | None = None
         raise ConfigError(
             f"unknown export format {export_format!r}: choose one of {', '.join(FORMATS)}"
         )
-    path = out or Path(f"{model.folder.name}{FORMATS[export_format]}")
+    name = f"{model.folder.name}{FORMATS[export_format]}"
+    path = out or Path(name)
+    check_output_file(path, name)
     module = model.module.cpu().eval()
     example = torch.zeros((1, *model.spec.input_shape), dtype=torch.uint8)
     if export_format == "safetensors":
@@ -45,6 +47,21 @@ def export_model(model: LoadedModel, export_format: str, out: Path | None = None
     else:
         _export_onnx(model, example, path)
     return path
+
+
+def check_output_file(path: Path, example: str) -> None:
+    """Refuse an output path that cannot take a file: a folder, or one in a folder that does
+    not exist. Missing folders are not created: a mistyped path would put the file where no
+    one looks for it (as ``cp`` and ``gcc -o`` refuse it too)."""
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder: give a file path, e.g. {path / example}")
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(
+            f"cannot write {path}: {folder} {problem}; create the folder "
+            f"(mkdir -p {folder}) or choose another --out"
+        )
 
 
 def _export_onnx(model: LoadedModel, example: torch.Tensor, path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kaizen.config import runtime_overrides
+from kaizen.config import update_overrides
 from kaizen.data.incoming import ImageShape, read_arrival
 from kaizen.data.stream import load_scenario
 from kaizen.data.updates import (
@@ -24,7 +24,7 @@ from kaizen.eval.results import Result
 from kaizen.production.model import read_spec
 from kaizen.production.versions import ModelVersions, models_folder, version_name
 from kaizen.storage.rundir import read_run_config, with_cache_in_run_dir
-from kaizen.storage.runs import is_complete
+from kaizen.storage.runs import is_complete, load_run
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,25 @@ def update(
 
     ``test_fraction`` of each labelled class is held out for testing (seeded), unless ``test``
     gives the test data; ``label_fraction`` of the labelled training images keep their label.
-    ``overrides`` may change runtime keys and the gate (``gate.max_old_drop=0.1``). The task
-    trains with the run's strategy, its teacher and replay; the run's accuracy matrix gets a row.
+    ``overrides`` may set the task's budget and rates (:data:`kaizen.config.UPDATE_KEYS`:
+    ``train.epochs=20``, ``optim.lr=0.1``), runtime keys and the gate (``gate.max_old_drop=0.1``);
+    they are kept with the update, so that a resume of it trains with them too, and later tasks
+    do not inherit them. The task trains with the run's strategy, its teacher and replay; the
+    run's accuracy matrix gets a row.
     """
     run_dir, console = Path(run_dir), console or Console(stderr=True)
     if not 0.0 <= label_fraction <= 1.0:
         raise ConfigError(f"--label-fraction must lie in [0, 1], got {label_fraction}")
     if not 0.0 < test_fraction < 1.0:
         raise ConfigError(f"--test-fraction must lie strictly between 0 and 1, got {test_fraction}")
-    config = runtime_overrides(read_run_config(run_dir), overrides)
+    config = update_overrides(read_run_config(run_dir), overrides)
     if not is_complete(run_dir):
         raise KaizenError(
             f"{run_dir} is not finished: continue it with `kaizen resume {run_dir}`, then update"
         )
     earlier = read_updates(run_dir)
     scenario = load_scenario(with_cache_in_run_dir(config, run_dir))
+    _check_earlier_updates_trained(run_dir, len(scenario[1]), len(earlier))
     base = scenario[0]
     known = earlier[-1].class_names if earlier else base.class_names
     channels, height, width = base.train.images.shape[1:]
@@ -107,6 +111,17 @@ def update(
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
     result = trainer.run(resume=True)
     return outcome_of(run_dir, result)
+
+
+def _check_earlier_updates_trained(run_dir: Path, scenario_tasks: int, updates: int) -> None:
+    """Every update registered in ``run_dir`` has trained its task: an interrupted one goes on
+    with its own settings (``kaizen resume``) before another may start."""
+    trained = len(load_run(run_dir).results["tasks"])
+    if trained < scenario_tasks + updates:
+        raise KaizenError(
+            f"update {updates} of {run_dir} was interrupted: finish it with "
+            f"`kaizen resume {run_dir}`, then update"
+        )
 
 
 def _check_only_new_classes(staged: Update, known: int) -> None:

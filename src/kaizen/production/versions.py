@@ -38,6 +38,7 @@ from kaizen.production.model import (
     save_model,
 )
 from kaizen.storage.atomic import atomic_write_text
+from kaizen.storage.rundir import holds_run
 
 MODELS_FOLDER = "models"
 CURRENT_FILE = "current"
@@ -239,7 +240,16 @@ class ModelVersions:
 
 
 def history(run_dir: Path) -> list[dict[str, Any]]:
-    """Each version's ``model.json`` entries, oldest first, with ``in_service`` set."""
+    """Each version's ``model.json`` entries, oldest first, with ``in_service`` set; a
+    directory that holds no run is a :class:`KaizenError`."""
+    if not holds_run(run_dir):
+        problem = "does not exist"
+        if run_dir.exists():
+            problem = "holds no run" if run_dir.is_dir() else "is not a folder"
+        raise KaizenError(
+            f"{run_dir} {problem}: give the run directory of `kaizen run` (its --out), "
+            "e.g. runs/demo/kaizen"
+        )
     current = current_version(run_dir)
     rows = []
     for folder in version_folders(run_dir):

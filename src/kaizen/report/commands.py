@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kaizen.report.aggregate import ACCURACY_METRICS
@@ -26,8 +27,8 @@ def _print_comparison(console: Console, comparison: Comparison) -> None:
         table.add_column(label, justify="right")
     for group in comparison.groups:
         table.add_row(
-            group.ssl_method,
-            group.strategy,
+            escape(group.ssl_method),
+            escape(group.strategy),  # a variant's label, kaizen[key=value], is no markup
             f"{group.steps_per_task:.0f}",
             group.seed_text,
             *(str(group.accuracy[name]) for name in ACCURACY_METRICS),

@@ -34,12 +34,26 @@ def occupied_error(run_dir: Path) -> KaizenError:
     )
 
 
+def check_run_dir_path(run_dir: Path) -> None:
+    """Refuse a run directory path that names a file, or a folder under a file."""
+    for path in (run_dir, *run_dir.parents):
+        if path.is_dir():
+            return
+        if path.exists():
+            where = "is a file" if path == run_dir else f"lies under {path}, which is a file"
+            raise KaizenError(
+                f"the run directory {run_dir} {where}, not a folder: choose another --out"
+            )
+
+
 def start_run_dir(run_dir: Path, config: RunConfig, force: bool) -> None:
     """Make ``run_dir`` ready for a new run and write its config.
 
     A directory that already holds a run is refused unless ``force``, which removes that run's
-    files (only the files a run writes; anything else in the folder stays).
+    files (only the files a run writes; anything else in the folder stays). A path that names
+    a file is refused (:func:`check_run_dir_path`).
     """
+    check_run_dir_path(run_dir)
     if holds_run(run_dir):
         if not force:
             raise occupied_error(run_dir)

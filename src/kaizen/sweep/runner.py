@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kaizen.api import resolve_config, resume, run
-from kaizen.config import to_plain
-from kaizen.errors import KaizenError
+from kaizen.config import SSL_SETTINGS, STRATEGY_SETTINGS, to_plain
+from kaizen.errors import ConfigError, KaizenError
 from kaizen.presets import preset_names
 from kaizen.report.compare import compare_runs
 from kaizen.storage.rundir import holds_run, read_run_config
@@ -47,7 +47,31 @@ def config_source(base: str, ssl_method: str, strategy: str) -> str:
         return exact
     if f"{base}-{strategy}" in names:
         return f"{base}-{strategy}"
-    return family[0] if family else base
+    if family:
+        return family[0]
+    members = [name for name in names if name.startswith(f"{base}-")]
+    if base in names or not members:
+        return base
+    methods = sorted({name[len(base) + 1 :].split("-")[0] for name in members} & set(SSL_SETTINGS))
+    choice = f"; its SSL methods are {', '.join(methods)}" if methods else ""
+    raise ConfigError(
+        f"the preset family '{base}' has no preset of SSL method '{ssl_method}' and strategy "
+        f"'{strategy}'{choice} (`kaizen presets` lists every preset)"
+    )
+
+
+def check_names(ssl_methods: Sequence[str], strategies: Sequence[str]) -> None:
+    """Refuse an SSL method or a strategy that does not exist, naming the ones that do."""
+    for given, known, option in (
+        (ssl_methods, SSL_SETTINGS, "--ssl"),
+        (strategies, STRATEGY_SETTINGS, "--strategies"),
+    ):
+        for name in given:
+            if name not in known:
+                kind = "SSL method" if option == "--ssl" else "strategy"
+                raise ConfigError(
+                    f"unknown {kind} '{name}' in {option}: choose from {', '.join(known)}"
+                )
 
 
 def _grid_overrides(ssl_method: str, strategy: str, seed: int) -> list[str]:
@@ -95,6 +119,7 @@ def sweep(
     ]
     if not grid:
         raise KaizenError("sweep needs at least one SSL method, one strategy and one seed")
+    check_names(ssl_methods, strategies)
     plan = [
         (
             out_root / run_name(ssl, strategy, seed),
