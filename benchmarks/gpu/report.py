@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from kaizen.bench.commands import device_name
+from kaizen.bench.report import device_name
 
 
 def environment() -> dict[str, Any]:

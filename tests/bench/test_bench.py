@@ -23,17 +23,12 @@ from kaizen.bench import (
     measure_reference_step,
     measure_task_scaling,
 )
-from kaizen.bench.commands import (
-    bench_config,
-    build_report,
-    median_run,
-    register,
-    write_report,
-)
+from kaizen.bench.commands import bench_config, register
 from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.paper_run import PaperRun, extrapolate
 from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import TwoViewDataset
+from kaizen.bench.report import build_report, median_run, write_report
 from kaizen.bench.throughput import bench_data
 from kaizen.config import RunConfig, build_config
 from kaizen.data.augment import Normalize, ViewAugment, channel_stats

@@ -9,28 +9,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
-from rich.table import Table
 
 from kaizen.api import resolve_config
+from kaizen.bench import tables
 from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.paper_run import extrapolate, measure_evaluation
 from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import measure_reference_input, measure_reference_step
-from kaizen.bench.scaling import flatness, linear_drift, measure_task_scaling
+from kaizen.bench.report import build_report, median_run, write_report
+from kaizen.bench.scaling import measure_task_scaling
 from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_kaizen_step
-from kaizen.config import RunConfig, build_config, to_plain
+from kaizen.config import RunConfig, build_config
 from kaizen.engine.hardware import check_hardware
 from kaizen.presets import load_preset
-from kaizen.version import __version__
 
 BENCH_PRESET = "cifar100-mocov2plus-kaizen"
 BENCH_DATA = {
@@ -48,7 +44,6 @@ BENCH_DATA = {
 SMALL_BACKBONE_WIDTH = 0.5
 DEFAULT_OUT = "benchmarks/results/bench-{device}-{backbone}.json"
 _MIXED_PRECISION = {"cuda": "16-mixed", "cpu": "bf16-mixed"}
-_CPU_INFO = Path("/proc/cpuinfo")
 
 
 def _base_tree(preset: str | None) -> dict[str, Any]:
@@ -89,161 +84,6 @@ def bench_config(args: argparse.Namespace) -> RunConfig:
         settings["train.channels_last"] = args.channels_last
     overrides = [f"{key}={json.dumps(value)}" for key, value in settings.items()]
     return build_config(tree, [*overrides, *args.overrides])
-
-
-def _cpu_model() -> str:
-    try:
-        for line in _CPU_INFO.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_info(threads: int) -> dict[str, Any]:
-    """Platform, CPU model, cores (all and usable) and the torch intra-op ``threads`` used."""
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "torch_threads": threads,
-    }
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU model."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return _cpu_model()
-
-
-def command_line() -> str:
-    """The command line of this process, program name without its directory."""
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
-
-
-def build_report(
-    config: RunConfig,
-    settings: dict[str, Any],
-    kaizen_step: dict[str, Any],
-    reference_step: dict[str, Any],
-    task_seconds: list[float],
-    inputs: dict[str, dict[str, Any]] | None = None,
-    profile: dict[str, Any] | None = None,
-    layouts: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Everything one bench run measured, with the machine, versions, command and config.
-
-    ``inputs`` holds each pipeline's input measured alone (``kaizen``, ``reference``),
-    ``profile`` the Kaizen step's profile and ``layouts`` the alternating layout comparison, each
-    where taken.
-    """
-    device = torch.device(kaizen_step["device"])
-    scaling = None
-    if task_seconds:
-        scaling = {
-            "seconds_per_task": task_seconds,
-            "max_over_min": flatness(task_seconds),
-            "linear_drift": linear_drift(task_seconds),
-            "steps_per_task": settings["steps_per_task"],
-        }
-    return {
-        "machine": machine_info(config.train.num_threads or torch.get_num_threads()),
-        "device": device_name(device),
-        "torch": torch.__version__,
-        "kaizen": __version__,
-        "command": command_line(),
-        "settings": settings,
-        "config": to_plain(config),
-        "kaizen_step": kaizen_step,
-        "reference_step": reference_step,
-        "speedup": kaizen_step["images_per_second"] / reference_step["images_per_second"],
-        "input_alone": inputs,
-        "kaizen_profile": profile,
-        "layouts": layouts,
-        "task_scaling": scaling,
-    }
-
-
-def write_report(report: dict[str, Any], path: Path) -> None:
-    """Write the report as indented JSON, creating the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def _steps_table(report: dict[str, Any]) -> Table:
-    table = Table(title=f"Training step on {report['device']} (current + replay images)")
-    for column in ("pipeline", "images/s", "s/step", "peak memory (MB)", "autocast", "layout"):
-        table.add_column(column, justify="left" if column == "pipeline" else "right")
-    for name, key in (("kaizen", "kaizen_step"), ("reference", "reference_step")):
-        row = report[key]
-        table.add_row(
-            name,
-            f"{row['images_per_second']:.1f}",
-            f"{row['seconds_per_step']:.3f}",
-            f"{row['peak_memory_mb']:.0f}",
-            row["autocast_dtype"],
-            "channels_last" if row["channels_last"] else "channels_first",
-        )
-    table.caption = f"kaizen / reference: {report['speedup']:.2f}x"
-    return table
-
-
-def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run with the median seconds per step (the lower middle one of an even number), with
-    ``seconds_per_step_of_runs``: every run's seconds per step, in the order they were taken."""
-    ranked = sorted(runs, key=lambda run: run["seconds_per_step"])
-    return {
-        **ranked[(len(ranked) - 1) // 2],
-        "seconds_per_step_of_runs": [run["seconds_per_step"] for run in runs],
-    }
-
-
-def _inputs_table(inputs: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="Input pipeline alone (no model)")
-    for column in ("pipeline", "images/s", "s/step"):
-        table.add_column(column, justify="left" if column == "pipeline" else "right")
-    for name, row in inputs.items():
-        table.add_row(name, f"{row['images_per_second']:.1f}", f"{row['seconds_per_step']:.3f}")
-    return table
-
-
-def _profile_table(profile: dict[str, Any]) -> Table:
-    table = Table(title=f"Kaizen step profile ({profile['time']} time per step)")
-    table.add_column("part or operator")
-    table.add_column("seconds", justify="right")
-    for name, seconds in [*profile["parts"].items(), *profile["operators"].items()]:
-        table.add_row(name, f"{seconds:.4f}")
-    table.caption = "kaizen.* parts include their operators; operators: own time, largest first"
-    return table
-
-
-def _layouts_table(layouts: dict[str, Any]) -> Table:
-    table = Table(title="Kaizen step by layout (s/step, measured alternately)")
-    table.add_column("layout")
-    table.add_column("runs", justify="right")
-    table.add_column("median", justify="right")
-    for name, values in layouts["seconds_per_step"].items():
-        runs = " ".join(f"{value:.3f}" for value in values)
-        table.add_row(name, runs, f"{layouts['median_seconds_per_step'][name]:.3f}")
-    table.caption = f"channels-last speed-up: {layouts['channels_last_speedup']:.2f}x"
-    return table
-
-
-def _scaling_table(scaling: dict[str, Any]) -> Table:
-    table = Table(title="Training time per task", min_width=40)
-    table.add_column("task", justify="right")
-    table.add_column(f"seconds ({scaling['steps_per_task']} steps)", justify="right")
-    for task, seconds in enumerate(scaling["seconds_per_task"], start=1):
-        table.add_row(str(task), f"{seconds:.2f}")
-    table.caption = (
-        f"longest / shortest: {scaling['max_over_min']:.3f}; "
-        f"fitted drift over the run: {scaling['linear_drift']:+.1%}"
-    )
-    return table
 
 
 def run_bench(args: argparse.Namespace, console: Console) -> int:
@@ -305,14 +145,14 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         config, settings, kaizen_step, reference_step, task_seconds, inputs, profile, layouts
     )
     report["paper_run"] = paper_run
-    console.print(_steps_table(report))
-    console.print(_inputs_table(inputs))
+    console.print(tables.steps_table(report))
+    console.print(tables.inputs_table(inputs))
     if profile is not None:
-        console.print(_profile_table(profile))
+        console.print(tables.profile_table(profile))
     if layouts is not None:
-        console.print(_layouts_table(layouts))
+        console.print(tables.layouts_table(layouts))
     if report["task_scaling"] is not None:
-        console.print(_scaling_table(report["task_scaling"]))
+        console.print(tables.scaling_table(report["task_scaling"]))
     if paper_run is not None:
         console.print(
             f"paper-scale run (5 tasks x 500 epochs x 10,000 images, with evaluation), "
