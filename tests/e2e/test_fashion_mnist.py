@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import kaizen
-from kaizen.data.catalog import _default_idx_folder
+from kaizen.data.formats.idx import default_idx_folder as _default_idx_folder
 from kaizen.errors import DataError
 
 # A smaller, shorter version of the `demo` preset: 5 class-incremental tasks of 2 classes.

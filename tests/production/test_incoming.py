@@ -10,7 +10,8 @@ import torch
 from PIL import Image
 
 from kaizen.data.classes import extend_classes
-from kaizen.data.incoming import Arrival, ImageShape, read_arrival
+from kaizen.data.imageset import Arrival, ImageShape
+from kaizen.data.incoming import read_arrival
 from kaizen.data.updates import split_arrival
 from kaizen.errors import DataError
 
