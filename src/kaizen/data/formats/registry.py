@@ -8,6 +8,8 @@ A format module registers itself when :mod:`kaizen.data.formats` imports it, wit
   reader of a name that holds one dataset per domain (a domain-incremental stream only);
 - :func:`reads_updates` marks ``(Path, ImageShape) -> Arrival`` as the reader of the
   ``kaizen update`` arrivals at a folder (``FOLDER``) or at files with one suffix (``".npz"``).
+
+Registering a name also makes it a valid ``data.name`` (:mod:`kaizen.config.data`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaizen.config import DataConfig, ScenarioConfig
+from kaizen.config.data import register_dataset_name
 from kaizen.data.domains import DomainData
 from kaizen.data.imageset import Arrival, ImageShape, LabelledData
 from kaizen.errors import DataError
@@ -70,6 +73,7 @@ def _register_dataset(
     if read_domains is not None and known.read_domains not in (None, read_domains):
         raise ValueError(f"data.name {name!r} already has the reader {known.read_domains}")
     DATASETS[name] = DatasetFormat(read or known.read, read_domains or known.read_domains)
+    register_dataset_name(name)
 
 
 def reads(*names: str) -> Callable[[DatasetReader], DatasetReader]:
