@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kaizen.config import SSL_SETTINGS, RunConfig, build_config
-from kaizen.data.catalog import _default_idx_folder
+from kaizen.data.formats.idx import default_idx_folder
 from kaizen.errors import DataError
 from kaizen.eval.metrics import continual_metrics
 from kaizen.methods.strategies.slca import FAMILY
@@ -25,7 +25,7 @@ def require_fashion_mnist() -> None:
     """Skip unless Fashion-MNIST is installed; fail instead under KAIZEN_REQUIRE_FASHION_MNIST
     (CI sets it, so that a missing install step cannot pass as a skip)."""
     try:
-        _default_idx_folder("fashion-mnist")
+        default_idx_folder("fashion-mnist")
     except DataError as error:
         if os.environ.get("KAIZEN_REQUIRE_FASHION_MNIST"):
             raise

@@ -11,8 +11,9 @@ from PIL import Image
 
 import kaizen
 from kaizen.config import DataConfig, ScenarioConfig
-from kaizen.data.domains import domain_tasks, read_domain_folder, transformed_domains
-from kaizen.data.synthetic import make_synthetic
+from kaizen.data.domains import domain_tasks, transformed_domains
+from kaizen.data.formats.domain_folder import read_domain_folder
+from kaizen.data.formats.synthetic import make_synthetic
 from kaizen.errors import ConfigError, DataError
 
 DOMAINS = ["original", "rotated", "inverted", "noisy", "blurred"]

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from kaizen.config import ScenarioConfig
+from kaizen.data.formats.synthetic import make_synthetic
 from kaizen.data.imageset import ImageSet, LabelledData
 from kaizen.data.scenario import build_scenario, training_labels
-from kaizen.data.synthetic import make_synthetic
 from kaizen.errors import ConfigError
 
 TRAIN_PER_CLASS = (4, 5, 6, 4, 5, 6)  # 30 training images

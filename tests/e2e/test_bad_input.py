@@ -15,7 +15,7 @@ from PIL import Image
 
 import kaizen
 from kaizen.cli import main
-from kaizen.data.synthetic import make_synthetic
+from kaizen.data.formats.synthetic import make_synthetic
 
 Edit = Callable[[dict, Path], None]
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from kaizen.cli import main
-from kaizen.data.synthetic import make_synthetic
+from kaizen.data.formats.synthetic import make_synthetic
 
 
 def _write_yaml(tree: dict, path: Path) -> Path:

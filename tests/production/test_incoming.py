@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from kaizen.data.classes import extend_classes
-from kaizen.data.incoming import Arrival, ImageShape, read_arrival
+from kaizen.data.formats.image_folder import read_image_folder
+from kaizen.data.imageset import Arrival, ImageShape
+from kaizen.data.incoming import read_arrival
 from kaizen.data.updates import split_arrival
 from kaizen.errors import DataError
 
@@ -83,3 +85,39 @@ def test_new_names_are_appended_in_first_seen_order_with_a_warning_for_near_twin
     classes, warnings = extend_classes(("T-shirt", "Bag"), ["Bag", "boot", "t-shirt ", "boot"])
     assert classes == ("T-shirt", "Bag", "boot", "t-shirt ")
     assert len(warnings) == 1 and "'t-shirt '" in warnings[0] and "'T-shirt'" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((2, 8, 8), np.float32), "y": np.array([0, 1])}, "x has dtype float32"),
+        ({"x": np.zeros((2, 8, 8, 2), np.uint8), "y": np.array([0, 1])}, r"C in \{1, 3\}"),
+        ({"x": np.zeros((2, 8, 8), np.uint8), "y": np.array([0])}, "holds 2 images but"),
+        (
+            {"x": np.zeros((2, 8, 8), np.uint8), "y": np.array([0, None], dtype=object)},
+            "array y holds Python objects",
+        ),
+        ({"x": np.zeros((2, 8, 8), np.uint8)}, "has no array y"),
+    ],
+    ids=["float-images", "two-channels", "count", "object-labels", "no-labels"],
+)
+def test_an_npz_arrival_is_checked_by_the_training_data_decoder(tmp_path, arrays, message):
+    path = tmp_path / "new.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=message):
+        read_arrival(path, GRAY_8)
+    path.write_bytes(b"not a zip archive")
+    with pytest.raises(DataError, match=r"cannot read .*new\.npz as \.npz"):
+        read_arrival(path, GRAY_8)
+
+
+def test_a_folder_arrival_decodes_images_as_training_data_does(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    for split in ("train", "val"):
+        _png(tmp_path / "tree" / split / "boot" / "a.png", 10, mode="RGB")
+        (tmp_path / "tree" / split / "bag").mkdir()
+        Image.fromarray(rgb).save(tmp_path / "tree" / split / "bag" / "a.png")
+    trained = read_image_folder(tmp_path / "tree")
+    arrival = read_arrival(tmp_path / "tree" / "train", ImageShape(3, 8, 8))
+    assert arrival.names == ("bag", "boot")
+    assert torch.equal(arrival.images, trained.train.images)

@@ -20,9 +20,9 @@ from torch import Tensor
 from kaizen.bench.measure import PeakMemory, input_record, step_record, time_steps, torch_threads
 from kaizen.config import RunConfig
 from kaizen.data.augment import augment_for
+from kaizen.data.formats.synthetic import make_synthetic
 from kaizen.data.replay import ReplayBuffer, replayed_rows
 from kaizen.data.store import ImageStore
-from kaizen.data.synthetic import make_synthetic
 from kaizen.engine.fabric_setup import FABRIC_PRECISION
 from kaizen.engine.hardware import check_hardware, resolved_accelerator
 from kaizen.engine.step import TrainStep, prepare_learner

@@ -1,11 +1,15 @@
-"""Where the images come from (``data:``) and how they are cut into tasks (``scenario:``)."""
+"""Where the images come from (``data:``) and how they are cut into tasks (``scenario:``).
+
+``data.name`` is checked against :data:`DATASET_NAMES`, which the data formats fill when they
+register (``kaizen/data/formats/``): adding a format adds its names without touching this module.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from kaizen.config.section import Section
 
@@ -20,23 +24,29 @@ class SyntheticConfig(Section):
     channels: Literal[1, 3] = 3
 
 
-DatasetName = Literal[
-    "fashion-mnist",
-    "mnist",
-    "idx",
-    "cifar10",
-    "cifar100",
-    "image-folder",
-    "domain-folder",
-    "npz",
-    "synthetic",
-]
+DATASET_NAMES: set[str] = set()
+"""Every ``data.name`` some data format reads, filled as the formats register."""
+
+
+def register_dataset_name(name: str) -> None:
+    """Make ``name`` a valid ``data.name``."""
+    DATASET_NAMES.add(name)
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if a data format reads it; ValueError listing the known names otherwise."""
+    if name not in DATASET_NAMES:
+        known = ", ".join(repr(known) for known in sorted(DATASET_NAMES))
+        raise ValueError(f"no data format reads it; choose one of {known}")
+    return name
 
 
 class DataConfig(Section):
     """Where the images come from and how much of them to use."""
 
-    name: DatasetName = "fashion-mnist"
+    name: str = Field(
+        "fashion-mnist", description="The dataset, one of the names the data formats register."
+    )
     path: Path | None = Field(
         None, description="Folder or file of the data; default: the dataset's usual location."
     )
@@ -58,6 +68,11 @@ class DataConfig(Section):
     )
     cache_dir: Path | None = Field(None, description="Where decoded image folders are cached.")
     synthetic: SyntheticConfig = SyntheticConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, name: str) -> str:
+        return check_dataset_name(name)
 
 
 class ScenarioConfig(Section):

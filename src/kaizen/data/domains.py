@@ -2,9 +2,8 @@
 
 Two sources of domains:
 
-- a domain folder, ``root/<domain>/{train,val}/<class>/<images>`` (DomainNet's layout, as
-  CaSSLe uses it): task k is domain k (``scenario.domains`` orders them, default sorted), and
-  every domain must hold the same classes;
+- a dataset that holds one dataset per domain, read by its format (``domain-folder``,
+  :mod:`kaizen.data.formats.domain_folder`): task k is domain k;
 - seeded transforms of one dataset (``scenario.domains`` names them from
   :data:`DOMAIN_TRANSFORMS`): the training split is cut into one seeded shard per task, and task
   k trains on its shard and is tested on the whole test split, both seen through transform k.
@@ -19,9 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from kaizen.config import DataConfig, ScenarioConfig
-from kaizen.data.catalog import subsample_per_class
-from kaizen.data.image_folder import read_image_folder
+from kaizen.config import ScenarioConfig
 from kaizen.data.imageset import ImageSet, LabelledData
 from kaizen.data.scenario import Task, labelled_mask
 from kaizen.errors import ConfigError, DataError
@@ -79,7 +76,8 @@ class DomainData:
     test_domain: Tensor
 
 
-def _check_domain_count(scenario: ScenarioConfig, count: int, where: str) -> None:
+def check_domain_count(scenario: ScenarioConfig, count: int, where: str) -> None:
+    """Refuse a stream whose ``count`` domains (given at ``where``) are not its tasks."""
     if scenario.num_tasks != count:
         raise ConfigError(
             f"{where} gives {count} domains but scenario.num_tasks is {scenario.num_tasks}; "
@@ -87,40 +85,10 @@ def _check_domain_count(scenario: ScenarioConfig, count: int, where: str) -> Non
         )
 
 
-def read_domain_folder(config: DataConfig, scenario: ScenarioConfig, seed: int) -> DomainData:
-    """Every domain of ``data.path`` (``<domain>/{train,val}/<class>``) as one dataset; the
-    per-class subsets of ``data`` apply within each domain."""
-    root = config.path
-    if root is None or not root.is_dir():
-        raise DataError(
-            f"data.name=domain-folder needs data.path, a folder of <domain>/train/<class> and "
-            f"<domain>/val/<class> trees; got {root}"
-        )
-    present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    names = tuple(scenario.domains or present)
-    missing = [name for name in names if name not in present]
-    if missing:
-        raise DataError(f"{root} has no domain folder {missing[0]} (domains: {', '.join(present)})")
-    _check_domain_count(scenario, len(names), str(root))
-    generator = torch.Generator().manual_seed(seed)
-    parts: list[LabelledData] = []
-    for name in names:
-        part = read_image_folder(root / name, config.image_size, config.cache_dir)
-        if parts and part.class_names != parts[0].class_names:
-            raise DataError(
-                f"domain {name} has other classes than domain {names[0]}: every domain of a "
-                "domain-incremental stream needs the same class folders"
-            )
-        train, test = part.train, part.test
-        if config.train_per_class is not None:
-            train = subsample_per_class(train, config.train_per_class, generator)
-        if config.test_per_class is not None:
-            test = subsample_per_class(test, config.test_per_class, generator)
-        parts.append(LabelledData(part.name, train, test, part.class_names))
-    return _concatenated(root.name, parts, names)
-
-
-def _concatenated(name: str, parts: list[LabelledData], names: tuple[str, ...]) -> DomainData:
+def concatenated_domains(
+    name: str, parts: list[LabelledData], names: tuple[str, ...]
+) -> DomainData:
+    """One dataset of ``parts``, domain k's images after domain k-1's, named ``names``."""
     train = ImageSet(
         torch.cat([p.train.images for p in parts]), torch.cat([p.train.labels for p in parts])
     )
@@ -148,7 +116,7 @@ def transformed_domains(data: LabelledData, scenario: ScenarioConfig, seed: int)
         raise ConfigError(
             f"unknown domain transform {unknown[0]!r}: choose from {', '.join(DOMAIN_TRANSFORMS)}"
         )
-    _check_domain_count(scenario, len(names), "scenario.domains")
+    check_domain_count(scenario, len(names), "scenario.domains")
     if "rotated" in names and data.image_size[0] != data.image_size[1]:
         raise ConfigError("the rotated domain needs square images; drop it or resize the data")
     generator = torch.Generator().manual_seed(seed)
@@ -159,7 +127,7 @@ def transformed_domains(data: LabelledData, scenario: ScenarioConfig, seed: int)
         train = ImageSet(transform(data.train.images[shard], generator), data.train.labels[shard])
         test = ImageSet(transform(data.test.images, generator), data.test.labels)
         parts.append(LabelledData(data.name, train, test, data.class_names))
-    return _concatenated(data.name, parts, names)
+    return concatenated_domains(data.name, parts, names)
 
 
 def _stratified_shards(labels: Tensor, count: int, generator: torch.Generator) -> list[Tensor]:

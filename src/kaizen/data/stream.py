@@ -13,7 +13,8 @@ from torch import Tensor
 from kaizen.config import RunConfig
 from kaizen.data.augment import Normalize, ViewAugment, augment_for
 from kaizen.data.catalog import load_dataset
-from kaizen.data.domains import domain_tasks, read_domain_folder, transformed_domains
+from kaizen.data.domains import domain_tasks, transformed_domains
+from kaizen.data.formats import dataset_format
 from kaizen.data.imageset import LabelledData
 from kaizen.data.scenario import Task, build_scenario
 from kaizen.data.store import ImageStore
@@ -99,8 +100,9 @@ def load_scenario(config: RunConfig) -> Scenario:
     if scenario.kind != "domain-incremental":
         data = load_dataset(config.data, seed)
         return data, build_scenario(data, scenario, seed)
-    if config.data.name == "domain-folder":
-        domains = read_domain_folder(config.data, scenario, seed)
+    read_domains = dataset_format(config.data.name).read_domains
+    if read_domains is not None:
+        domains = read_domains(config.data, scenario, seed)
     else:
         domains = transformed_domains(load_dataset(config.data, seed), scenario, seed)
     return domains.data, domain_tasks(domains, scenario, seed)

@@ -22,8 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kaizen.data.classes import extend_classes
-from kaizen.data.imageset import ImageSet, LabelledData
-from kaizen.data.incoming import Arrival
+from kaizen.data.imageset import Arrival, ImageSet, LabelledData
 from kaizen.data.scenario import Task, labelled_mask
 from kaizen.errors import DataError
 

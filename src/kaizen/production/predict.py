@@ -15,8 +15,8 @@ from PIL import Image
 from rich.progress import Progress
 from torch import Tensor
 
-from kaizen.data.image_folder import IMAGE_SUFFIXES
-from kaizen.data.incoming import ImageShape, decode_to_shape
+from kaizen.data.formats.common import IMAGE_SUFFIXES, decode_to_shape
+from kaizen.data.imageset import ImageShape
 from kaizen.errors import ConfigError, DataError
 from kaizen.production.model import InferenceModel, ModelSpec, load_model_folder
 from kaizen.production.versions import resolve_model_folder

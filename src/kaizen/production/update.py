@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from kaizen.config import update_overrides
-from kaizen.data.incoming import ImageShape, read_arrival
+from kaizen.data.imageset import ImageShape
+from kaizen.data.incoming import read_arrival
 from kaizen.data.stream import load_scenario
 from kaizen.data.updates import (
     Update,

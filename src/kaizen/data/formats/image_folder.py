@@ -1,10 +1,14 @@
-"""Class-per-folder image trees (ImageNet-100 style), decoded once and optionally cached.
+"""Class-per-folder image trees: ``data.name`` ``image-folder``, and folders of update arrivals.
 
-Layout: ``root/train/<class>/<image>`` and ``root/val/<class>/<image>`` (``test`` may replace
-``val``), or ``root/<class>/<image>`` alone (ImageNet-R as distributed), whose images are split
-per class into train and test by a fixed shuffle, the same for every run. Decoded tensors can be
-cached in a ``.pt`` file keyed by the files' paths, splits, sizes and modification times, so a
-changed tree is decoded again.
+Training layout (ImageNet-100 style): ``root/train/<class>/<image>`` and
+``root/val/<class>/<image>`` (``test`` may replace ``val``), or ``root/<class>/<image>`` alone
+(ImageNet-R as distributed), whose images are split per class into train and test by a fixed
+shuffle, the same for every run. Images decode to uint8 (N, C, H, W), C in {1, 3}; decoded
+tensors can be cached in a ``.pt`` file keyed by the files' paths, splits, sizes and
+modification times, so a changed tree is decoded again.
+
+Update layout: ``<class>/<image>`` labelled by the folder's name, ``_unlabelled/<image>``
+without a label.
 """
 
 from __future__ import annotations
@@ -17,15 +21,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from rich.progress import track
 
-from kaizen.data.imageset import ImageSet, LabelledData
-from kaizen.data.readers import build_labelled_data
+from kaizen.config import DataConfig
+from kaizen.data.formats.common import (
+    DECODE_ERRORS,
+    IMAGE_SUFFIXES,
+    DecodePolicy,
+    arrival_from_files,
+    build_labelled_data,
+    decode_image,
+    image_files,
+    required_path,
+    subfolders,
+)
+from kaizen.data.formats.registry import FOLDER, reads, reads_updates
+from kaizen.data.imageset import Arrival, ImageSet, ImageShape, LabelledData
 from kaizen.errors import DataError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
-_GRAYSCALE_MODES = frozenset({"1", "L", "LA"})
+UNLABELLED_FOLDER = "_unlabelled"
 _TEST_FOLDERS = ("val", "test")
 _PROGRESS_MIN_FILES = 1000
 _CACHE_FORMAT = "kaizen-image-folder-v1"
@@ -38,6 +52,30 @@ class _ImageFile:
     path: Path
     label: int
     is_test: bool
+
+
+@reads("image-folder")
+def read_image_folder_dataset(config: DataConfig, seed: int) -> LabelledData:
+    """The tree at ``data.path``, resized to ``data.image_size``, cached in ``data.cache_dir``."""
+    return read_image_folder(
+        required_path(config), config.image_size, config.cache_dir, config.test_fraction
+    )
+
+
+@reads_updates(FOLDER, layout=f"<class>/* folders (and {UNLABELLED_FOLDER}/*)")
+def read_folder_arrival(root: Path, shape: ImageShape) -> Arrival:
+    """``root/<class>/<images>`` labelled by the folder's name and
+    ``root/_unlabelled/<images>`` without a label, in the run's ``shape``."""
+    entries: list[tuple[Path, str | None]] = []
+    for folder in subfolders(root):
+        name = None if folder == UNLABELLED_FOLDER else folder
+        entries += [(path, name) for path in image_files(root / folder)]
+    if not entries:
+        raise DataError(
+            f"{root} holds no images: put them in {root}/<class>/ (labelled) or "
+            f"{root}/{UNLABELLED_FOLDER}/"
+        )
+    return arrival_from_files(entries, shape, root)
 
 
 def read_image_folder(
@@ -86,7 +124,7 @@ def _list_tree(root: Path, test_fraction: float) -> tuple[tuple[str, ...], list[
     """The class names and every image file of both splits, in a fixed order."""
     train_dir = root / "train"
     test_dir = next((root / name for name in _TEST_FOLDERS if (root / name).is_dir()), None)
-    if not train_dir.is_dir() and test_dir is None and _class_folders(root):
+    if not train_dir.is_dir() and test_dir is None and subfolders(root):
         return _list_unsplit_tree(root, test_fraction)
     if not train_dir.is_dir() or test_dir is None:
         raise DataError(
@@ -94,7 +132,7 @@ def _list_tree(root: Path, test_fraction: float) -> tuple[tuple[str, ...], list[
             f"{root}/val/<class>/<images> (or test/), or {root}/<class>/<images>; point "
             "data.path at the folder holding them"
         )
-    class_names = tuple(_class_folders(train_dir))
+    class_names = tuple(subfolders(train_dir))
     if not class_names:
         raise DataError(
             f"{train_dir} has no class folders: put each class's images in train/<class>/"
@@ -102,14 +140,14 @@ def _list_tree(root: Path, test_fraction: float) -> tuple[tuple[str, ...], list[
     label_of = {name: label for label, name in enumerate(class_names)}
     files = []
     for class_name in class_names:
-        images = _image_files(train_dir / class_name)
+        images = image_files(train_dir / class_name)
         if not images:
             raise DataError(
                 f"{train_dir / class_name} holds no {'/'.join(sorted(IMAGE_SUFFIXES))} images: "
                 "add training images or remove the folder"
             )
         files += [_ImageFile(path, label_of[class_name], is_test=False) for path in images]
-    for class_name in _class_folders(test_dir):
+    for class_name in subfolders(test_dir):
         if class_name not in label_of:
             raise DataError(
                 f"{test_dir / class_name} is a class that {train_dir} lacks: add "
@@ -117,7 +155,7 @@ def _list_tree(root: Path, test_fraction: float) -> tuple[tuple[str, ...], list[
             )
         files += [
             _ImageFile(path, label_of[class_name], is_test=True)
-            for path in _image_files(test_dir / class_name)
+            for path in image_files(test_dir / class_name)
         ]
     return class_names, files
 
@@ -128,10 +166,10 @@ def _list_unsplit_tree(
     """``root/<class>/<images>`` cut per class: a shuffle seeded by the class's position puts
     ``round(test_fraction * n)`` of its ``n`` images (at least one, and one fewer than all)
     in the test split."""
-    class_names = tuple(_class_folders(root))
+    class_names = tuple(subfolders(root))
     files = []
     for label, class_name in enumerate(class_names):
-        images = _image_files(root / class_name)
+        images = image_files(root / class_name)
         if len(images) < 2:
             raise DataError(
                 f"{root / class_name} holds {len(images)} image(s): a class needs at least 2 to "
@@ -146,24 +184,6 @@ def _list_unsplit_tree(
             for path, test in zip(images, is_test, strict=True)
         ]
     return class_names, files
-
-
-def _class_folders(split_dir: Path) -> list[str]:
-    """Sorted names of the visible sub-folders of ``split_dir``."""
-    return sorted(
-        entry.name
-        for entry in split_dir.iterdir()
-        if entry.is_dir() and not entry.name.startswith(".")
-    )
-
-
-def _image_files(class_dir: Path) -> list[Path]:
-    """Sorted image files directly inside ``class_dir``."""
-    return sorted(
-        entry
-        for entry in class_dir.iterdir()
-        if entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,13 +208,19 @@ def _decode_tree(
 
 def _decode_all(root: Path, files: list[_ImageFile], image_size: int | None) -> list[np.ndarray]:
     """Pixels of every file, (H, W) or (H, W, 3), checking that all share one size."""
+    policy = DecodePolicy(size=None if image_size is None else (image_size, image_size), draft=True)
     pixels: list[np.ndarray] = []
     for file in track(
         files,
         description=f"Decoding {len(files)} images in {root}",
         disable=len(files) <= _PROGRESS_MIN_FILES,
     ):
-        image = decode_image(file.path, image_size)
+        try:
+            image = decode_image(file.path, policy)
+        except DECODE_ERRORS as error:
+            raise DataError(
+                f"cannot decode {file.path} ({error}): remove or replace the file"
+            ) from error
         if pixels and image.shape[:2] != pixels[0].shape[:2]:
             (height, width), first = pixels[0].shape[:2], files[0].path
             raise DataError(
@@ -204,22 +230,6 @@ def _decode_all(root: Path, files: list[_ImageFile], image_size: int | None) -> 
             )
         pixels.append(image)
     return pixels
-
-
-def decode_image(path: Path, image_size: int | None) -> np.ndarray:
-    """Pixels of one image: (H, W) for grayscale, (H, W, 3) otherwise, uint8."""
-    try:
-        with Image.open(path) as image:
-            if image_size is not None:
-                image.draft(None, (image_size, image_size))
-            converted = image.convert("L" if image.mode in _GRAYSCALE_MODES else "RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"cannot decode {path} ({error}): remove or replace the file") from error
-    if image_size is not None:
-        converted = ImageOps.fit(
-            converted, (image_size, image_size), method=Image.Resampling.BILINEAR
-        )
-    return np.asarray(converted)
 
 
 def _stack(pixels: list[np.ndarray], channels: int, size: tuple[int, int]) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kaizen.data.synthetic import make_synthetic
+from kaizen.data.formats.synthetic import make_synthetic
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from kaizen.data.image_folder import read_image_folder
+from kaizen.data.formats.image_folder import read_image_folder
 from kaizen.errors import DataError
 
 
