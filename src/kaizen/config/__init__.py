@@ -11,22 +11,24 @@ strategy's own settings record lives with its method and registers itself
 from kaizen.config.data import DataConfig, ScenarioConfig, SyntheticConfig
 from kaizen.config.model import ModelConfig, check_patch_grid
 from kaizen.config.overrides import (
-    RUNTIME_KEYS,
-    UPDATE_KEYS,
     build_config,
     deep_merge,
     keep_chosen_strategy_keys,
     load_yaml,
     parse_override,
-    runtime_overrides,
-    same_run,
     to_plain,
-    update_overrides,
-    upgrade_layout,
     validate_config,
 )
 from kaizen.config.parts import ClassifierConfig, FreezeConfig, ReplayConfig
 from kaizen.config.run import RunConfig
+from kaizen.config.saved import (
+    RUNTIME_KEYS,
+    UPDATE_KEYS,
+    runtime_overrides,
+    same_run,
+    update_overrides,
+    upgrade_layout,
+)
 from kaizen.config.section import Section
 from kaizen.config.ssl import (
     DEFAULT_SSL_METHOD,
