@@ -486,12 +486,15 @@ def test_same_run_ignores_runtime_settings_update_budgets_and_keys_added_since()
     config = RunConfig()
     saved = to_plain(config)
     saved["train"]["accelerator"] = "cuda"  # another machine
-    saved["train"]["epochs"] = 3  # the budget of an update's task
-    saved["optim"]["lr"] = 0.5
     del saved["strategy"]["classifier_distill_rows"]  # written before the key existed
     assert same_run(saved, config)
-    saved["optim"]["weight_decay"] = 0.5
+    saved["train"]["epochs"] = 3  # the budget of an update's task
+    saved["optim"]["lr"] = 0.5
+    assert same_run(saved, config, in_update=True)
+    # before the first update, another budget is another run (a hand-edited config.yaml)
     assert not same_run(saved, config)
+    saved["optim"]["weight_decay"] = 0.5
+    assert not same_run(saved, config, in_update=True)
     assert not same_run({"train": {"no_such_key": 1}}, config)
 
 

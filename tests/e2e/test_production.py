@@ -274,6 +274,16 @@ def test_an_npz_update_then_a_csv_update_each_add_a_task(
     assert [task["classes"] for task in _results(run_dir)["tasks"][3:]] == [[6, 7], [8]]
 
 
+def _resume_to_the_same_update(killed: Path, straight: Path) -> None:
+    """`kaizen resume` of the killed update ends with the uninterrupted one's results and v4."""
+    finished = subprocess.run([*CLI, "resume", str(killed)], capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    assert (killed / "results.json").read_text() == (straight / "results.json").read_text()
+    assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
+        straight / "models" / "v4" / "model.safetensors"
+    ).read_bytes()
+
+
 @pytest.mark.parametrize("finished", ["finished_run", "finished_slcapp_run"])
 def test_an_update_killed_mid_task_resumes_to_the_same_results(
     finished: str, arrived: Path, tmp_path: Path, request: pytest.FixtureRequest
@@ -292,12 +302,7 @@ def test_an_update_killed_mid_task_resumes_to_the_same_results(
     assert stopped.returncode == -signal.SIGKILL, stopped.stderr
     assert (killed / "checkpoints" / "ckpt-t003-e00001-b0000000.pt").exists()
     assert not (killed / "models" / "v4").exists()
-    finished = subprocess.run([*CLI, "resume", str(killed)], capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr
-    assert (killed / "results.json").read_text() == (straight / "results.json").read_text()
-    assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
-        straight / "models" / "v4" / "model.safetensors"
-    ).read_bytes()
+    _resume_to_the_same_update(killed, straight)
 
 
 UPDATE_BUDGET = ["train.epochs=2", "train.batch_size=8", "optim.lr=0.5"]
@@ -328,12 +333,7 @@ def test_an_updates_own_budget_trains_its_task_and_survives_a_kill(
     error = capsys.readouterr().err.strip()
     assert f"update 1 of {killed} was interrupted" in error and "kaizen resume" in error
     assert _digests(killed) == interrupted
-    finished = subprocess.run([*CLI, "resume", str(killed)], capture_output=True, text=True)
-    assert finished.returncode == 0, finished.stderr
-    assert (killed / "results.json").read_text() == (straight / "results.json").read_text()
-    assert (killed / "models" / "v4" / "model.safetensors").read_bytes() == (
-        straight / "models" / "v4" / "model.safetensors"
-    ).read_bytes()
+    _resume_to_the_same_update(killed, straight)
     # a resume of the finished update trains nothing and writes nothing
     done = _digests(killed)
     assert main(["resume", str(killed)]) == 0

@@ -67,11 +67,12 @@ def without_runtime(plain: dict[str, Any]) -> dict[str, Any]:
     return _without(plain, RUNTIME_KEYS)
 
 
-def same_run(saved: dict[str, Any], config: RunConfig) -> bool:
+def same_run(saved: dict[str, Any], config: RunConfig, in_update: bool = False) -> bool:
     """Whether a checkpoint's config tree ``saved`` describes the run ``config`` describes.
 
     The saved tree is read through the current schema first, so a key added since (with a
-    default) does not make it another run; the :data:`RUNTIME_KEYS` may differ, and so may the
+    default) does not make it another run; the :data:`RUNTIME_KEYS` may differ. With
+    ``in_update`` (the checkpoint resumes at or after an update's task) so may the
     :data:`UPDATE_KEYS`: a run's last checkpoint before an update holds the run's own budget,
     the update's checkpoints the update's.
     """
@@ -79,7 +80,7 @@ def same_run(saved: dict[str, Any], config: RunConfig) -> bool:
         current = validate_config(upgrade_layout(saved))
     except ConfigError:
         return False
-    ignored = (*RUNTIME_KEYS, *UPDATE_KEYS)
+    ignored = (*RUNTIME_KEYS, *UPDATE_KEYS) if in_update else RUNTIME_KEYS
     return _without(to_plain(current), ignored) == _without(to_plain(config), ignored)
 
 

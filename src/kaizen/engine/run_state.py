@@ -1,4 +1,5 @@
-"""A run's state between steps, to and from one checkpoint.
+"""A run's state between steps, to and from one checkpoint (read back by
+:meth:`kaizen.storage.checkpoints.CheckpointStore.load_run`).
 
 A checkpoint holds the whole run: the learner, the method's parts with their buffers,
 statistics and teachers, the optimiser, the epoch's batch order, the results so far, every RNG
@@ -9,26 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from kaizen.config import RunConfig, same_run, to_plain
+from kaizen.config import RunConfig, to_plain
 from kaizen.data.scenario import Task
 from kaizen.data.stream import Stream
 from kaizen.engine.costs import BackwardFlops, LiveTensorPeak
 from kaizen.engine.rng import capture_rng, restore_rng
-from kaizen.errors import KaizenError
 from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, scenario_protocol
 from kaizen.eval.evaluator import TaskEvaluation, probe_protocols
 from kaizen.eval.results import Result, TaskCost, TaskRecord
 from kaizen.learner.learner import Learner
 from kaizen.methods.seam import Method
-from kaizen.storage.checkpoints import CheckpointStore, Position
-
-CHECKPOINT_FORMAT = 2
+from kaizen.storage.checkpoints import CHECKPOINT_FORMAT, Position
 
 
 @dataclass
@@ -158,31 +155,3 @@ class RunState:
                 "are drawn in another order than an uninterrupted run's"
             )
             self.sampler.manual_seed(reseed)
-
-
-def read_checkpoint(
-    store: CheckpointStore,
-    config: RunConfig,
-    config_file: Path,
-    say: Callable[[str], None],
-    warn: Callable[[str], None],
-) -> dict[str, Any] | None:
-    """The newest valid checkpoint of ``store`` for the run ``config`` describes; None when
-    there is none. One of another format or another config is refused (KaizenError)."""
-    found = store.load_latest()
-    if found is None:
-        warn(f"no valid checkpoint in {store.folder}; starting from the first task")
-        return None
-    state, path = found
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise KaizenError(
-            f"{path} has checkpoint format {state.get('format')}, this version reads "
-            f"{CHECKPOINT_FORMAT}; resume it with the kaizen-cl version that wrote it"
-        )
-    if not same_run(state["config"], config):
-        raise KaizenError(
-            f"{path} was written with another config than {config_file}; restore that file or "
-            "start a new run"
-        )
-    say(f"resuming from {path.name}")
-    return state

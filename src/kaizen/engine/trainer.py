@@ -1,13 +1,12 @@
 """The continual training loop on Lightning Fabric: task after task, evaluate, checkpoint, resume.
 
-The whole run state (learner, the method's parts with their buffers and teachers, optimiser,
-RNG, position, results so far) goes into one checkpoint every ``train.checkpoint_every_epochs``
-epochs, at the end of each task and on SIGINT/SIGTERM (:mod:`kaizen.engine.run_state`). A
-resumed run continues from the newest valid checkpoint with every part's state as saved, and
-on CPU ends with the same results as an uninterrupted run. The trainer knows methods only
-through :class:`~kaizen.methods.seam.Method` and what is done with finished tasks only through
-the :class:`~kaizen.engine.hooks.RunHook` factories it is given.
-"""
+The whole run state (learner, the method's parts with their buffers and teachers, optimiser, RNG,
+position, results so far) goes into one checkpoint every ``train.checkpoint_every_epochs`` epochs,
+at the end of each task and on SIGINT/SIGTERM (:mod:`kaizen.engine.run_state`, read back by
+``CheckpointStore.load_run``). A resumed run continues from the newest valid checkpoint with every
+part's state as saved, and on CPU ends with the same results as an uninterrupted run. The trainer
+knows methods only through :class:`~kaizen.methods.seam.Method` and what is done with finished
+tasks only through the :class:`~kaizen.engine.hooks.RunHook` factories it is given."""
 
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ from kaizen.engine.progress import (
     TrainingProgress,
     log_task_accuracies,
 )
-from kaizen.engine.run_state import RunState, read_checkpoint
+from kaizen.engine.run_state import RunState
 from kaizen.engine.step import prepare_learner
 from kaizen.engine.task_training import prepare_task
 from kaizen.eval.evaluator import Evaluator
@@ -127,18 +126,16 @@ class ContinualTrainer:
             self._warn(message)
         self.fabric.seed_everything(config.seed, verbose=False)
         self.state = RunState.start(config, self.stream, run_environment(self.fabric, config))
-        result = self.state.result
         self.evaluator = Evaluator(self.stream, config.eval, self.fabric)
-        saved = None
-        if resume:
-            config_file = self.out_dir / CONFIG_FILE
-            saved = read_checkpoint(self.store, config, config_file, self.console.print, self._warn)
+        config_file, scenario_tasks = self.out_dir / CONFIG_FILE, self.stream.scenario_tasks
+        say = self.console.print
+        saved = self.store.load_run(config, config_file, scenario_tasks, say) if resume else None
         position = Position(**saved["position"]) if saved is not None else Position(0, 0, 0)
         # the learner as the checkpoint holds it: sized for the tasks known at its position
         built_for = position.task - 1 if position.at_task_start else position.task
         self._set_learner(self.learners.new(built_for))
         if saved is None:
-            result.random_init = self.evaluator.classifier_row(self.learner)
+            self.state.result.random_init = self.evaluator.classifier_row(self.learner)
         else:
             self._restore(saved, position)
         with self.stops, TrainingProgress(self.console, config.train.progress) as progress:
@@ -148,7 +145,7 @@ class ContinualTrainer:
                 position, saved = Position(task.index + 1, 0, 0), None
         for logger in self.fabric.loggers:
             logger.finalize("success")
-        return result
+        return self.state.result
 
     def _set_learner(self, learner: Learner) -> None:
         self.learner = prepare_learner(learner, self.config.train)

@@ -15,10 +15,14 @@ from typing import Any
 
 import torch
 
+from kaizen.config import RunConfig, same_run
+from kaizen.errors import KaizenError
 from kaizen.storage.atomic import atomic_write_bytes, atomic_write_text
 from kaizen.testpoints import reached
 
 CHECKSUM_SUFFIX = ".sha256"
+CHECKPOINT_FORMAT = 2
+"""The layout of the run state a checkpoint holds; a file of another format is refused."""
 
 
 @dataclass(frozen=True, order=True)
@@ -78,6 +82,32 @@ class CheckpointStore:
                 return state, path
             self.warn(f"skipping checkpoint {path.name}: {problem}; trying the previous one")
         return None
+
+    def load_run(
+        self, config: RunConfig, config_file: Path, scenario_tasks: int, say: Callable[[str], None]
+    ) -> dict[str, Any] | None:
+        """The newest valid checkpoint for the run ``config`` describes; None when there is
+        none. One of another format or of another config than ``config_file``'s is refused
+        (KaizenError); the budget of a task may differ only from the first update on (tasks
+        ``scenario_tasks``.. may be trained with ``kaizen update``'s settings)."""
+        found = self.load_latest()
+        if found is None:
+            self.warn(f"no valid checkpoint in {self.folder}; starting from the first task")
+            return None
+        state, path = found
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise KaizenError(
+                f"{path} has checkpoint format {state.get('format')}, this version reads "
+                f"{CHECKPOINT_FORMAT}; resume it with the kaizen-cl version that wrote it"
+            )
+        in_update = state["position"]["task"] >= scenario_tasks
+        if not same_run(state["config"], config, in_update):
+            raise KaizenError(
+                f"{path} was written with another config than {config_file}; restore that "
+                "file or start a new run"
+            )
+        say(f"resuming from {path.name}")
+        return state
 
 
 def _checksum_path(path: Path) -> Path:
