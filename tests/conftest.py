@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from kaizen.config import SSL_SETTINGS, RunConfig, build_config
 from kaizen.data.formats.idx import default_idx_folder
@@ -116,6 +117,15 @@ def small_learner_config(ssl: str = "simclr", **strategy: Any) -> RunConfig:
             "strategy": {"distill_predictor_hidden_dim": 16, **strategy},
         }
     )
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread is fastest and avoids thread contention on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -13,14 +13,7 @@ from kaizen.config import OptimConfig
 from kaizen.learner.learner import Learner, build_learner
 from kaizen.learner.optim import LARS, TaskSchedule, build_optimizer, lr_factor, parameter_groups
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids thread contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _learner(ssl: str = "simclr") -> Learner:

@@ -42,13 +42,7 @@ def _views(rows: int = 8) -> torch.Tensor:
     return torch.randn(rows, 1, 16, 16, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids thread contention on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # 4 images x 2 views; image 1 unlabelled
