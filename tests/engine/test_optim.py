@@ -91,6 +91,51 @@ def test_task_schedule_warm_up_longer_than_the_task_is_cut_to_the_task():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
 
 
+def test_epoch_updates_with_absolute_bounds_follow_the_released_kaizen_schedule():
+    """Lightning Bolts' LinearWarmupCosineAnnealingLR, stepped per epoch: every group starts at
+    the same absolute lr, reaches its base lr at epoch warmup - 1, then a cosine over epochs."""
+    first, second = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.SGD(
+        [{"params": [first], "initial_lr": 1.0}, {"params": [second], "initial_lr": 0.1}], lr=1.0
+    )
+    config = OptimConfig(
+        lr=1.0,
+        warmup_epochs=3,
+        warmup_start_lr=0.003,
+        min_lr=0.0,
+        lr_update="epoch",
+        lr_bounds="absolute",
+    )
+    schedule = TaskSchedule(optimizer, config, steps_per_epoch=4, epochs=7)
+    expected = {
+        0: (0.003, 0.003),  # both groups at the absolute start
+        3: (0.003, 0.003),  # unchanged within the epoch
+        4: (0.5015, 0.0515),  # epoch 1: half way, (base - 0.003) / (3 - 1) per epoch
+        8: (1.0, 0.1),  # epoch 2 = warmup - 1: the base lr
+        12: (1.0, 0.1),  # epoch 3: the cosine's start
+        20: (0.5, 0.05),  # epoch 5: half way through 4 cosine epochs
+    }
+    for step, lrs in expected.items():
+        schedule.set(step)
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(lrs, abs=1e-12), step
+
+
+def test_relative_bounds_scale_the_start_by_each_group_and_absolute_do_not():
+    parameter, other = nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))
+    groups = [{"params": [parameter], "initial_lr": 2.0}, {"params": [other], "initial_lr": 0.1}]
+    for bounds, expected in (("relative", [0.2, 0.01]), ("absolute", [0.2, 0.2])):
+        optimizer = torch.optim.SGD([dict(g) for g in groups], lr=1.0)
+        config = OptimConfig(lr=2.0, warmup_epochs=1, warmup_start_lr=0.2, lr_bounds=bounds)
+        TaskSchedule(optimizer, config, steps_per_epoch=10, epochs=2).set(0)
+        assert [g["lr"] for g in optimizer.param_groups] == pytest.approx(expected), bounds
+
+
+def test_lars_classifier_puts_the_classifier_group_under_lars():
+    learner = _learner()
+    *_, classifier = parameter_groups(learner, OptimConfig(lars_classifier=True), batch_size=256)
+    assert classifier["lars"] is True
+
+
 # ---------------------------------------------------------------------------- parameter groups
 
 

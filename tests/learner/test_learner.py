@@ -146,6 +146,24 @@ def test_teacher_matches_the_learner_at_snapshot_time_in_eval_mode():
     torch.testing.assert_close(out.logits, expected.logits)
 
 
+def test_batch_statistics_teacher_matches_the_train_mode_learner_and_keeps_its_state():
+    """Kaizen's and CaSSLe's released code leave the frozen model in train mode: its BatchNorm
+    layers normalise with the batch's statistics; here without moving the running ones."""
+    learner = _learner(_config())
+    teacher = Teacher.snapshot(learner, batchnorm="batch")
+    running = Teacher.snapshot(learner)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    views = _views()
+    with torch.no_grad():
+        expected = learner.train()(views)
+    out = teacher.train()(views)
+    torch.testing.assert_close(out.projections, expected.projections)
+    torch.testing.assert_close(out.logits, expected.logits)
+    assert not torch.allclose(running(views).projections, out.projections)
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
 def test_teacher_weights_and_statistics_do_not_follow_the_learner():
     learner = _learner(_config()).train()
     teacher = Teacher.snapshot(learner)

@@ -21,6 +21,12 @@ class OptimConfig(Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     lars_eta: float = Field(0.02, gt=0.0)
     lars_clip: bool = True
+    lars_classifier: bool = Field(
+        False,
+        description="With name=lars, scale the classifier's weight updates by LARS too, as "
+        "Kaizen's released code wraps every group (the paper presets); default: plain SGD for "
+        "the classifier.",
+    )
     warmup_epochs: float = Field(10, ge=0.0)
     warmup_start_lr: float = Field(0.003, ge=0.0)
     min_lr: float = Field(0.0, ge=0.0)
@@ -33,6 +39,18 @@ class OptimConfig(Section):
         default_factory=list, description="Epochs of the task where the step schedule decays."
     )
     lr_decay: float = Field(0.1, gt=0.0, le=1.0, description="The step schedule's factor.")
+    lr_update: Literal["step", "epoch"] = Field(
+        "step",
+        description="Set the lr at every step (a smooth warm-up and cosine), or once at the "
+        "start of each epoch, as Lightning steps the schedulers of Kaizen's released code (the "
+        "paper presets; the warm-up then reaches the base lr at epoch warmup_epochs - 1).",
+    )
+    lr_bounds: Literal["relative", "absolute"] = Field(
+        "relative",
+        description="relative: every group warms up from warmup_start_lr / lr times its own "
+        "base lr and decays to min_lr / lr times it; absolute: every group starts at "
+        "warmup_start_lr and decays to min_lr, whatever its base lr (Kaizen's released code).",
+    )
     scale_lr_by_batch: bool = True
     clip_grad_norm: float | None = Field(
         None,

@@ -98,7 +98,8 @@ def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> 
 
     The feature extractor (backbone, SSL heads, distillation predictor) uses ``lr`` scaled by
     batch/256; biases and norms take no weight decay and no LARS scaling. The classifier uses
-    ``classifier_lr`` and ``classifier_weight_decay`` and no LARS scaling.
+    ``classifier_lr`` and ``classifier_weight_decay``, and LARS scaling of its weights only
+    with ``lars_classifier``.
     """
     scale = batch_size / 256 if config.scale_lr_by_batch else 1.0
     classifier_ids = {id(p) for p in learner.classifier.parameters()}
@@ -125,7 +126,7 @@ def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> 
             "params": [p for p in learner.classifier.parameters() if p.requires_grad],
             "initial_lr": config.classifier_lr,
             "weight_decay": config.classifier_weight_decay,
-            "lars": False,
+            "lars": config.lars_classifier,
         },
     ]
 
@@ -176,6 +177,20 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, start: float, end:
     return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def epoch_lr_factor(epoch: int, epochs: int, warmup_epochs: int, start: float, end: float) -> float:
+    """Multiplier of a group's base lr during ``epoch`` when the lr changes once per epoch.
+
+    The closed form of the linear warm-up + cosine schedule that Kaizen's released code steps
+    once per epoch (Lightning Bolts' ``LinearWarmupCosineAnnealingLR``): ``start`` at epoch 0,
+    rising linearly to 1 at epoch ``warmup_epochs - 1``; from epoch ``warmup_epochs`` on, a half
+    cosine from 1 down to ``end`` at epoch ``epochs``.
+    """
+    if epoch < warmup_epochs:
+        return start + epoch * (1.0 - start) / max(1, warmup_epochs - 1)
+    progress = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)
+    return end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 def step_factor(epoch: int, milestones: list[int], decay: float) -> float:
     """Multiplier of the step schedule at ``epoch``: ``decay`` to the number of milestones
     reached (SLCA's MultiStepLR: the lr drops at the start of each milestone epoch)."""
@@ -184,7 +199,10 @@ def step_factor(epoch: int, milestones: list[int], decay: float) -> float:
 
 class TaskSchedule:
     """Sets every group's lr at each step of one task: :func:`lr_factor` (warm-up, cosine),
-    or with ``optim.schedule=step`` the warm-up and then :func:`step_factor`."""
+    :func:`epoch_lr_factor` with ``optim.lr_update=epoch``, or with ``optim.schedule=step`` the
+    warm-up and then :func:`step_factor`. The warm-up's start and the cosine's floor are
+    fractions of each group's base lr, or with ``optim.lr_bounds=absolute`` the same lr for
+    every group."""
 
     def __init__(
         self,
@@ -198,14 +216,27 @@ class TaskSchedule:
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = steps_per_epoch * epochs
         self.warmup_steps = min(self.total_steps, round(config.warmup_epochs * steps_per_epoch))
+        self.epochs = epochs
         self.start = config.warmup_start_lr / config.lr
         self.end = config.min_lr / config.lr
 
-    def set(self, step: int) -> None:
+    def _bounds(self, base_lr: float) -> tuple[float, float]:
+        """The warm-up's start and the cosine's floor as multipliers of ``base_lr``."""
+        if self.config.lr_bounds == "relative":
+            return self.start, self.end
+        return self.config.warmup_start_lr / base_lr, self.config.min_lr / base_lr
+
+    def _factor(self, step: int, base_lr: float) -> float:
+        epoch = step // self.steps_per_epoch
         if self.config.schedule == "step" and step >= self.warmup_steps:
-            epoch = step // self.steps_per_epoch
-            factor = step_factor(epoch, self.config.milestones, self.config.lr_decay)
-        else:
-            factor = lr_factor(step, self.total_steps, self.warmup_steps, self.start, self.end)
+            return step_factor(epoch, self.config.milestones, self.config.lr_decay)
+        start, end = self._bounds(base_lr)
+        if self.config.lr_update == "epoch":
+            warmup = round(self.config.warmup_epochs)
+            return epoch_lr_factor(epoch, self.epochs, warmup, start, end)
+        return lr_factor(step, self.total_steps, self.warmup_steps, start, end)
+
+    def set(self, step: int) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
+            base_lr = group["initial_lr"]
+            group["lr"] = base_lr * self._factor(step, base_lr) if base_lr > 0 else 0.0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from kaizen.learner.learner import Learner
 from kaizen.models.blocks import BlockBackbone
@@ -25,28 +27,49 @@ class TeacherOutputs:
     logits: Tensor
 
 
-class Teacher(nn.Module):
-    """A snapshot of a learner at the end of a task: no gradient, not optimised, always eval mode.
+TeacherBatchNorm = Literal["running", "batch"]
+"""How a teacher's BatchNorm layers normalise: with the running statistics of the end of its
+task, or with each batch's own statistics (the frozen model left in train mode, as Kaizen's and
+CaSSLe's released code leave it)."""
 
-    Keeping the teacher in eval mode means its BatchNorm layers use their running statistics and
-    never update them from the current task's batches.
+
+class Teacher(nn.Module):
+    """A snapshot of a learner at the end of a task: no gradient, not optimised, never trained.
+
+    With ``batchnorm="running"`` the whole teacher is in eval mode: its BatchNorm layers use
+    their running statistics. With ``"batch"`` they normalise every batch with its own
+    statistics and never update their running ones (``track_running_stats`` off), so the
+    teacher's state stays that of the end of its task either way.
     """
 
-    def __init__(self, backbone: nn.Module, projector: nn.Module, classifier: nn.Module) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        projector: nn.Module,
+        classifier: nn.Module,
+        batchnorm: TeacherBatchNorm = "running",
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.projector = projector
         self.classifier = classifier
+        self.batchnorm = batchnorm
         self.requires_grad_(False)
         super().train(False)
+        if batchnorm == "batch":
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.track_running_stats = False
+                    module.training = True
 
     @classmethod
-    def snapshot(cls, learner: Learner) -> Teacher:
+    def snapshot(cls, learner: Learner, batchnorm: TeacherBatchNorm = "running") -> Teacher:
         """Deep copies of ``learner``'s backbone, projector and classifier."""
         return cls(
             copy.deepcopy(learner.backbone),
             copy.deepcopy(learner.ssl.projector),
             copy.deepcopy(learner.classifier),
+            batchnorm,
         )
 
     def train(self, mode: bool = True) -> Teacher:
@@ -58,9 +81,14 @@ class Teacher(nn.Module):
 
         Over those blocks both models compute the same function (equal weights and running
         statistics, both in eval mode), so one run of them serves both: the step feeds their
-        output to :meth:`forward` with ``start_block``. A backbone without blocks shares none.
+        output to :meth:`forward` with ``start_block``. A backbone without blocks, or a teacher
+        normalising with batch statistics (unlike the student's frozen blocks), shares none.
         """
-        if not isinstance(student, BlockBackbone) or not isinstance(self.backbone, BlockBackbone):
+        if (
+            not isinstance(student, BlockBackbone)
+            or not isinstance(self.backbone, BlockBackbone)
+            or self.batchnorm == "batch"
+        ):
             return 0
         depth = 0
         while depth < student.frozen_depth and all(

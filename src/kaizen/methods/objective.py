@@ -17,7 +17,7 @@ from pydantic import Field
 
 from kaizen.config import StrategySettings
 from kaizen.learner.learner import Learner
-from kaizen.learner.teacher import Teacher
+from kaizen.learner.teacher import Teacher, TeacherBatchNorm
 from kaizen.learner.terms import (
     WeightedTerm,
     classifier_distill_term,
@@ -41,6 +41,12 @@ class FeatureDistillObjective(ClassifierObjective):
         None, ge=0.0, description="lambda_fe; default 1 (VICReg 25)."
     )
     distill_temperature: float = Field(0.2, gt=0.0, description="Contrastive distillation.")
+    teacher_batchnorm: TeacherBatchNorm = Field(
+        "running",
+        description="How the frozen teacher's BatchNorm layers normalise: with their running "
+        "statistics (eval mode), or with each batch's statistics, as Kaizen's and CaSSLe's "
+        "released code leave the frozen model in train mode (the paper presets).",
+    )
 
 
 class KaizenObjective(FeatureDistillObjective):

@@ -13,9 +13,10 @@ from kaizen.methods.seam import Method
 
 @method("cassle", FeatureDistillObjective)
 def build(config: RunConfig) -> Method:
+    settings = settings_of(config, FeatureDistillObjective)
     return Method(
         "cassle",
-        distilled_objective(settings_of(config, FeatureDistillObjective)),
-        [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
+        distilled_objective(settings),
+        [TeacherSnapshot(settings.teacher_batchnorm), LabelledReplay(config.replay, config.seed)],
         needs_ssl=True,
     )

@@ -1,7 +1,8 @@
 """Kaizen (Tang et al., WACV 2024): SSL + feature distillation + classifier + classifier
 distillation towards the previous task's frozen model, with a small labelled replay set.
 
-``kaizen-replay-kd`` is Kaizen with the classifier distillation on the replayed images only.
+``kaizen-replay-kd`` is this project's extension, not the paper's method: Kaizen with the
+classifier distillation on the replayed images only.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from kaizen.methods.seam import Method
 
 
 def _kaizen(config: RunConfig, name: str, replay_rows_only: bool) -> Method:
+    settings = settings_of(config, KaizenObjective)
     return Method(
         name,
-        distilled_objective(settings_of(config, KaizenObjective), replay_rows_only),
-        [TeacherSnapshot(), LabelledReplay(config.replay, config.seed)],
+        distilled_objective(settings, replay_rows_only),
+        [TeacherSnapshot(settings.teacher_batchnorm), LabelledReplay(config.replay, config.seed)],
         needs_ssl=True,
     )
 
