@@ -49,6 +49,8 @@ def test_every_method_has_its_settings_record() -> None:
                 "queue_size": 65536,
                 "tau_base": 0.99,
                 "tau_final": 0.999,
+                "momentum_buffers": "copy",
+                "distill_input": "projection",
             },
         ),
         (
@@ -59,6 +61,7 @@ def test_every_method_has_its_settings_record() -> None:
                 "pred_hidden_dim": 4096,
                 "tau_base": 0.99,
                 "tau_final": 1.0,
+                "momentum_buffers": "copy",
             },
         ),
         (
@@ -69,6 +72,7 @@ def test_every_method_has_its_settings_record() -> None:
                 "sim_weight": 25.0,
                 "var_weight": 25.0,
                 "cov_weight": 1.0,
+                "variance_branches": "mean",
             },
         ),
         ("simsiam", {"proj_hidden_dim": 2048, "proj_output_dim": 2048, "pred_hidden_dim": 512}),
@@ -79,6 +83,8 @@ def test_every_method_has_its_settings_record() -> None:
                 "proj_output_dim": 2048,
                 "off_diagonal_weight": 5.1e-3,
                 "loss_scale": 1.0,
+                "distill_off_diagonal_weight": 5.1e-3,
+                "distill_loss_scale": 1.0,
             },
         ),
     ],

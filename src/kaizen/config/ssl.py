@@ -38,6 +38,12 @@ class MomentumSettings(ProjectorSettings):
 
     tau_base: float = Field(0.99, ge=0.0, le=1.0)
     tau_final: float = Field(1.0, ge=0.0, le=1.0)
+    momentum_buffers: Literal["copy", "own"] = Field(
+        "copy",
+        description="At each momentum update, copy the online encoder's BatchNorm running "
+        "statistics into the momentum encoder, or let it keep its own, moved by its own "
+        "forward passes (Kaizen's released code averages the parameters only).",
+    )
 
 
 class SimCLRSettings(ProjectorSettings):
@@ -57,6 +63,11 @@ class MoCoV2PlusSettings(MomentumSettings):
     proj_output_dim: int = Field(256, ge=1)
     temperature: float = Field(0.2, gt=0.0)
     queue_size: int = Field(65536, ge=1, description="Negative keys kept per view.")
+    distill_input: Literal["projection", "normalized"] = Field(
+        "projection",
+        description="What the feature-distillation predictor takes: the projection, or the "
+        "L2-normalised query the MoCo loss uses (Kaizen's released code).",
+    )
     tau_final: float = Field(0.999, ge=0.0, le=1.0)
 
 
@@ -78,6 +89,11 @@ class VICRegSettings(ProjectorSettings):
     sim_weight: float = Field(25.0, ge=0.0, description="Invariance term.")
     var_weight: float = Field(25.0, ge=0.0, description="Variance term.")
     cov_weight: float = Field(1.0, ge=0.0, description="Covariance term.")
+    variance_branches: Literal["mean", "sum"] = Field(
+        "mean",
+        description="Combine the two branches' variance terms by their mean (VICReg's authors) "
+        "or their sum (Kaizen's released code).",
+    )
 
 
 class SimSiamSettings(ProjectorSettings):
@@ -99,6 +115,18 @@ class BarlowSettings(ProjectorSettings):
         5.1e-3, ge=0.0, description="lambda, the weight of the redundancy-reduction term."
     )
     loss_scale: float = Field(1.0, gt=0.0, description="Factor of the whole loss.")
+    distill_off_diagonal_weight: float = Field(
+        5.1e-3,
+        ge=0.0,
+        description="lambda of the decorrelative feature distillation (Kaizen's released code: "
+        "5e-3).",
+    )
+    distill_loss_scale: float = Field(
+        1.0,
+        gt=0.0,
+        description="Factor of the decorrelative feature distillation (Kaizen's released "
+        "code: 0.1).",
+    )
 
 
 SSLConfig = Annotated[

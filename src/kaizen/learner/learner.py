@@ -81,7 +81,7 @@ class Learner(nn.Module):
         features = self.backbone(views, start_block) if start_block else self.backbone(views)
         projections = self.ssl.projector(features)
         logits = self.classifier(features if self.end_to_end else features.detach())
-        distilled = self.predictor(projections) if with_distill else None
+        distilled = self.predictor(self.ssl.distill_input(projections)) if with_distill else None
         outputs = LearnerOutputs(features, projections, logits, distilled)
         return outputs if loss_fn is None else loss_fn(outputs)
 

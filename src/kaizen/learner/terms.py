@@ -20,7 +20,7 @@ from torch import Tensor
 from kaizen.learner.learner import Learner, LearnerOutputs
 from kaizen.learner.symmetric_ce import symmetric_cross_entropy
 from kaizen.learner.teacher import TeacherOutputs
-from kaizen.ssl.distill import distill_loss
+from kaizen.ssl.distill import DECORRELATION_WEIGHT, distill_loss
 
 
 @dataclass
@@ -103,12 +103,16 @@ def ssl_term(learner: Learner) -> TermFn:
     return term
 
 
-def feature_distill_term(kind: str, temperature: float) -> TermFn:
-    """L_fe_kd (CaSSLe, Fini et al., CVPR 2022): P(z) must match the frozen projections z'."""
+def feature_distill_term(
+    kind: str, temperature: float, decorrelation: tuple[float, float] = (DECORRELATION_WEIGHT, 1.0)
+) -> TermFn:
+    """L_fe_kd (CaSSLe, Fini et al., CVPR 2022): P(z) must match the frozen projections z'
+    (``temperature`` and ``decorrelation`` as :func:`~kaizen.ssl.distill.distill_loss` takes)."""
 
     def term(step: StepTensors) -> Tensor:
         assert step.student.distilled is not None and step.teacher is not None
-        return distill_loss(kind, step.student.distilled, step.teacher.projections, temperature)
+        distilled, target = step.student.distilled, step.teacher.projections
+        return distill_loss(kind, distilled, target, temperature, decorrelation)
 
     return term
 

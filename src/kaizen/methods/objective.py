@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from kaizen.config import StrategySettings
+from kaizen.config import BarlowSettings, StrategySettings
 from kaizen.learner.learner import Learner
 from kaizen.learner.teacher import Teacher, TeacherBatchNorm
 from kaizen.learner.terms import (
@@ -26,6 +26,7 @@ from kaizen.learner.terms import (
     ssl_term,
 )
 from kaizen.methods.seam import TaskClasses, TermsFn
+from kaizen.ssl.distill import DECORRELATION_WEIGHT
 
 
 class ClassifierObjective(StrategySettings):
@@ -79,9 +80,14 @@ def feature_distillation(config: FeatureDistillObjective, learner: Learner) -> W
     weight = config.feature_distill_weight
     if weight is None:
         weight = learner.ssl.default_distill_weight
-    kind = learner.ssl.distill_kind
+    kind, settings = learner.ssl.distill_kind, learner.ssl.settings
+    decorrelation = (DECORRELATION_WEIGHT, 1.0)
+    if isinstance(settings, BarlowSettings):
+        decorrelation = (settings.distill_off_diagonal_weight, settings.distill_loss_scale)
     return WeightedTerm(
-        "feature_distill", weight, feature_distill_term(kind, config.distill_temperature)
+        "feature_distill",
+        weight,
+        feature_distill_term(kind, config.distill_temperature, decorrelation),
     )
 
 

@@ -156,6 +156,11 @@ class SSLMethod(nn.Module, ABC):
     def momentum_update(self, backbone: nn.Module, tau: float) -> None:
         """EMA step of the momentum encoder towards the online one; no-op by default."""
 
+    def distill_input(self, z: Tensor) -> Tensor:
+        """What the feature-distillation predictor takes from the (M, D) projections z: z
+        itself by default."""
+        return z
+
 
 class MomentumSSLMethod(SSLMethod):
     """An SSL method with a momentum encoder: an EMA copy of backbone + projector.
@@ -199,7 +204,9 @@ class MomentumSSLMethod(SSLMethod):
     def momentum_update(self, backbone: nn.Module, tau: float) -> None:
         """theta_m <- tau * theta_m + (1 - tau) * theta over backbone + projector parameters.
 
-        Buffers (BatchNorm running statistics) are copied from the online modules.
+        Buffers (BatchNorm running statistics) are copied from the online modules, unless
+        ``momentum_buffers="own"``: then the momentum encoder keeps the statistics of its own
+        forward passes.
         """
         momentum_backbone, momentum_projector = self._momentum_modules()
         online: list[Tensor] = [*backbone.parameters(), *self.projector.parameters()]
@@ -210,5 +217,5 @@ class MomentumSSLMethod(SSLMethod):
             raise ValueError(f"{self.name}: backbone does not match the attached one")
         torch._foreach_mul_(target, tau)
         torch._foreach_add_(target, online, alpha=1.0 - tau)
-        if target_buffers:
+        if target_buffers and self.settings.momentum_buffers == "copy":
             torch._foreach_copy_(target_buffers, online_buffers)

@@ -22,6 +22,8 @@ from kaizen.ssl.byol import cosine_regression
 from kaizen.ssl.vicreg import invariance_term
 
 _BARLOW = BarlowSettings()
+DECORRELATION_WEIGHT = _BARLOW.distill_off_diagonal_weight
+"""lambda of the decorrelative distillation by default: the Barlow Twins paper's 5.1e-3."""
 
 
 def contrastive_distill(p: Tensor, z_teacher: Tensor, temperature: float = 0.2) -> Tensor:
@@ -47,17 +49,23 @@ def predictive_mse_distill(p: Tensor, z_teacher: Tensor) -> Tensor:
     return invariance_term(p, z_teacher.detach())
 
 
-def decorrelative_distill(p: Tensor, z_teacher: Tensor) -> Tensor:
+def decorrelative_distill(
+    p: Tensor,
+    z_teacher: Tensor,
+    off_diagonal_weight: float = DECORRELATION_WEIGHT,
+    loss_scale: float = 1.0,
+) -> Tensor:
     """Barlow Twins-style distillation: per view, the Barlow loss (Zbontar et al. 2021) between
-    P(z) and z' with the paper's lambda 5.1e-3 and no scaling; the mean over the two views.
+    P(z) and z' with lambda ``off_diagonal_weight`` (the paper's 5.1e-3 by default) times
+    ``loss_scale``; the mean over the two views.
 
     Rows 0..B-1 of both (2B, D) tensors are view 1, rows B..2B-1 view 2: each view's
     cross-correlation is standardised over its own B rows. Returns a float32 scalar.
     """
     p1, p2 = split_views(p)
     t1, t2 = split_views(z_teacher.detach())
-    weight = _BARLOW.off_diagonal_weight
-    return (barlow_loss(p1, t1, weight) + barlow_loss(p2, t2, weight)) / 2
+    first = barlow_loss(p1, t1, off_diagonal_weight, loss_scale)
+    return (first + barlow_loss(p2, t2, off_diagonal_weight, loss_scale)) / 2
 
 
 DISTILL_LOSSES: dict[str, Callable[..., Tensor]] = {
@@ -71,10 +79,17 @@ _BATCH_LEVEL = ("contrastive", "decorrelative")
 """Losses over statistics of the batch, computed on the rows of every process."""
 
 
-def distill_loss(kind: str, p: Tensor, z_teacher: Tensor, temperature: float) -> Tensor:
+def distill_loss(
+    kind: str,
+    p: Tensor,
+    z_teacher: Tensor,
+    temperature: float,
+    decorrelation: tuple[float, float] = (DECORRELATION_WEIGHT, 1.0),
+) -> Tensor:
     """The ``kind`` distillation loss of (2B, D) p against (2B, D) z_teacher.
 
-    ``temperature`` is used by the contrastive loss only. The contrastive and decorrelative
+    ``temperature`` is used by the contrastive loss only, ``decorrelation`` (lambda and the
+    loss's scale) by the decorrelative one only. The contrastive and decorrelative
     losses see the rows of every process (:func:`kaizen.distributed.gather_views`); the others
     are means over rows.
     """
@@ -86,6 +101,8 @@ def distill_loss(kind: str, p: Tensor, z_teacher: Tensor, temperature: float) ->
         p, z_teacher = gather_views(p), gather_views(z_teacher)
     if kind == "contrastive":
         return contrastive_distill(p, z_teacher, temperature)
+    if kind == "decorrelative":
+        return decorrelative_distill(p, z_teacher, *decorrelation)
     return DISTILL_LOSSES[kind](p, z_teacher)
 
 

@@ -79,6 +79,13 @@ class MoCoV2Plus(MomentumSSLMethod):
         self._enqueue(torch.stack(split_views(gather_views(torch.cat([k1, k2])))))
         return loss
 
+    def distill_input(self, z: Tensor) -> Tensor:
+        """The projections (M, D), or with ``distill_input="normalized"`` the L2-normalised
+        queries of the MoCo loss, which Kaizen's released code feeds its predictor."""
+        if self.settings.distill_input == "normalized":
+            return F.normalize(z, dim=-1)
+        return z
+
     @torch.no_grad()
     def _enqueue(self, keys: Tensor) -> None:
         """Write (2, N, D) keys, normalised, at the pointer, wrapping around the queue.

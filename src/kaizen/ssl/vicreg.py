@@ -47,19 +47,22 @@ def vicreg_loss(
     sim_weight: float,
     var_weight: float,
     cov_weight: float,
+    variance_branches: str = "mean",
 ) -> Tensor:
     """VICReg's loss (Bardes et al. 2022, eq. 6) on (N, D) projections of the two views.
 
     sim_weight * s(Z, Z') + var_weight * (v(Z) + v(Z')) / 2 + cov_weight * (c(Z) + c(Z')); the
-    variance terms are averaged over the two branches as in the authors' implementation, which the
-    published weights 25 / 25 / 1 were tuned with.
+    variance terms are averaged over the two branches as in VICReg's authors' implementation,
+    which the published weights 25 / 25 / 1 were tuned with, or with ``variance_branches="sum"``
+    summed, as Kaizen's released code does.
 
     Returns:
         Scalar float32.
     """
+    variance = variance_term(z1) + variance_term(z2)
     return (
         sim_weight * invariance_term(z1, z2)
-        + var_weight * (variance_term(z1) + variance_term(z2)) / 2
+        + var_weight * (variance if variance_branches == "sum" else variance / 2)
         + cov_weight * (covariance_term(z1) + covariance_term(z2))
     )
 
@@ -81,4 +84,4 @@ class VICReg(SSLMethod):
     def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
         z1, z2 = split_views(gather_views(z))
         s = self.settings
-        return vicreg_loss(z1, z2, s.sim_weight, s.var_weight, s.cov_weight)
+        return vicreg_loss(z1, z2, s.sim_weight, s.var_weight, s.cov_weight, s.variance_branches)
