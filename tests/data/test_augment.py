@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from kaizen.config import AugmentConfig
-from kaizen.data.augment import Normalize, ViewAugment, channel_stats
+from kaizen.data.augment import Normalize, ViewAugment, augment_for, channel_stats
+from kaizen.errors import ConfigError
 
 NO_OP = {
     "crop_scale": (1.0, 1.0),
@@ -158,3 +159,40 @@ def test_augmentation_cost_in_operators_does_not_grow_with_the_batch(channels):
         augment, _images(channels, n=small)
     )
     assert extra < large - small
+
+
+# ---------------------------------------------------------------------------- as released
+
+
+def test_given_statistics_replace_the_measured_ones():
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    cifar10 = ((0.4914, 0.4822, 0.4465), (0.247, 0.243, 0.261))
+    given = augment_for(AugmentConfig(), images, statistics=cifar10).normalize
+    torch.testing.assert_close(given.mean.flatten(), torch.tensor(cifar10[0]))
+    torch.testing.assert_close(given.std.flatten(), torch.tensor(cifar10[1]))
+    measured = augment_for(AugmentConfig(), images).normalize
+    assert not torch.allclose(measured.mean.flatten(), given.mean.flatten())
+
+
+def test_statistics_of_the_wrong_channel_count_are_refused():
+    images = torch.zeros(2, 1, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ConfigError, match="3 channels and the images have 1"):
+        augment_for(AugmentConfig(), images, statistics=((0.5,) * 3, (0.2,) * 3))
+
+
+def test_bicubic_crop_resamples_differently_from_bilinear():
+    images = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    outputs = []
+    for interpolation in ("bilinear", "bicubic"):
+        config = AugmentConfig(
+            crop_scale=(0.3, 0.3),
+            jitter_prob=0.0,
+            grayscale_prob=0.0,
+            solarize_prob=(0.0, 0.0),
+            hflip_prob=0.0,
+            crop_interpolation=interpolation,
+        )
+        torch.manual_seed(0)
+        outputs.append(augment_for(config, images)(images))
+    assert outputs[0].shape == outputs[1].shape
+    assert not torch.allclose(outputs[0], outputs[1])

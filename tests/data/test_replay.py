@@ -189,3 +189,19 @@ def test_replayed_rows_mark_the_rows_after_the_current_ones():
     rows = replayed_rows(3, 2, torch.device("cpu"))
     assert rows.tolist() == [False, False, False, True, True]
     assert replayed_rows(4, 0, torch.device("cpu")) is None
+
+
+# ---------------------------------------------------------------------------- as released
+
+
+def test_first_selection_keeps_the_first_floor_fraction_of_each_class_by_index():
+    """Kaizen's released code keeps the first int(n x fraction) images of each class."""
+    indices, labels = _labelled([0, 1, 2], {0: 20, 1: 7, 2: 1})
+    shuffled = torch.randperm(len(indices), generator=torch.Generator().manual_seed(3))
+    buffer = ReplayBuffer(ReplayConfig(fraction_per_class=0.3, selection="first"), seed=0)
+    buffer.add(indices[shuffled], labels[shuffled])
+    kept = _per_class(buffer)
+    for label, count in {0: 6, 1: 2}.items():  # floor(6.0), floor(2.1); class 2: floor(0.3) = 0
+        expected = torch.nonzero(true_labels == label).flatten()[:count].tolist()
+        assert kept[label] == expected
+    assert 2 not in kept

@@ -247,3 +247,12 @@ def test_channels_last_matches_contiguous(name: str, stem: str):
         actual = model(images.contiguous(memory_format=torch.channels_last))
     assert actual.shape == expected.shape
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cifar_stem_padding_of_the_released_code_widens_the_first_stage():
+    same = build_backbone("resnet18", stem="cifar", width=0.125)
+    padded = build_backbone("resnet18", stem="cifar", width=0.125, stem_padding=2)
+    images = torch.zeros(1, 3, 32, 32)
+    assert same.conv1(images).shape[-1] == 32
+    assert padded.conv1(images).shape[-1] == 34  # 3x3 kernel, padding 2: one more on each side
+    assert padded(images).shape == same(images).shape

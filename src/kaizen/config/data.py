@@ -68,6 +68,31 @@ class DataConfig(Section):
     )
     cache_dir: Path | None = Field(None, description="Where decoded image folders are cached.")
     synthetic: SyntheticConfig = SyntheticConfig()
+    normalize_mean: tuple[float, ...] | None = Field(
+        None,
+        description="Per-channel mean (in [0, 1] units) the images are normalised with; none: "
+        "measured on the training images. Give normalize_std with it.",
+    )
+    normalize_std: tuple[float, ...] | None = Field(
+        None, description="Per-channel standard deviation to go with normalize_mean."
+    )
+
+    @model_validator(mode="after")
+    def _normalisation_pairs(self) -> DataConfig:
+        mean, std = self.normalize_mean, self.normalize_std
+        if (mean is None) != (std is None):
+            raise ValueError(
+                "data.normalize_mean and data.normalize_std go together: set both or neither"
+            )
+        if mean is not None and std is not None:
+            if len(mean) != len(std):
+                raise ValueError(
+                    f"data.normalize_mean has {len(mean)} channels and data.normalize_std "
+                    f"{len(std)}; give one value per image channel in both"
+                )
+            if min(std) <= 0:
+                raise ValueError(f"data.normalize_std must be positive, got {list(std)}")
+        return self
 
     @field_validator("name")
     @classmethod

@@ -38,6 +38,12 @@ class ModelConfig(Section):
         "resnet18"
     )
     stem: Literal["cifar", "imagenet"] = "cifar"
+    stem_padding: int | None = Field(
+        None,
+        ge=0,
+        description="Padding of the ResNets' CIFAR stem convolution; none: 1 (same size). "
+        "Kaizen's released code pads by 2.",
+    )
     width: float = Field(1.0, gt=0.0)
     classifier_hidden_dim: int | None = Field(1000, ge=1)
     weights: Path | None = Field(
@@ -55,6 +61,12 @@ class ModelConfig(Section):
     patch_size: int = Field(16, ge=1, description="A Vision Transformer's patch side.")
     depth: int | None = Field(
         None, ge=1, description="A Vision Transformer's number of blocks; none: 12, as timm's."
+    )
+    batchnorm_views: Literal["stacked", "per-view"] = Field(
+        "stacked",
+        description="In training, BatchNorm layers normalise both augmented views of a batch "
+        "together, or each view with its own statistics, as the released Kaizen and LUMP code "
+        "run the network once per view.",
     )
     heads: Literal["single", "per-task"] = Field(
         "single",

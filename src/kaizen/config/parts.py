@@ -56,3 +56,15 @@ class ReplayConfig(Section):
     fraction_per_class: float | None = Field(0.01, gt=0.0, le=1.0)
     budget: int | None = Field(None, ge=1, description="Total size; overrides the fraction.")
     batch_size: int = Field(32, ge=1)
+    selection: Literal["random", "first"] = Field(
+        "random",
+        description="Which labelled images of a class are kept: a seeded random choice (with "
+        "fraction_per_class, round(fraction x n), at least one), or the first by index "
+        "(floor(fraction x n)), as Kaizen's released code keeps them.",
+    )
+    sampling: Literal["with-replacement", "passes"] = Field(
+        "with-replacement",
+        description="How each step draws its replayed images: with replacement, or in shuffled "
+        "passes over the buffer without replacement (min(batch_size, buffer) per step, a new "
+        "pass when fewer remain), as the replay loader of Kaizen's released code serves them.",
+    )

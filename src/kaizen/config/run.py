@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SerializeAsAny, field_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from kaizen.config.data import DataConfig, ScenarioConfig
 from kaizen.config.model import ModelConfig
@@ -54,3 +54,12 @@ class RunConfig(Section):
             name = value.get("name", DEFAULT_STRATEGY)
             return strategy_record(name).model_validate({**value, "name": name})
         return value
+
+    @model_validator(mode="after")
+    def _batchnorm_views_and_sync(self) -> RunConfig:
+        if self.model.batchnorm_views == "per-view" and self.train.sync_batchnorm:
+            raise ValueError(
+                "model.batchnorm_views=per-view and train.sync_batchnorm=true cannot be combined "
+                "(synchronised BatchNorm normalises the stacked views together); drop one"
+            )
+        return self

@@ -73,6 +73,10 @@ class AugmentConfig(Section):
     solarize_prob: tuple[float, float] = (0.0, 0.2)
     blur_prob: tuple[float, float] = (0.0, 0.0)
     hflip_prob: float = Field(0.5, ge=0.0, le=1.0)
+    crop_interpolation: Literal["bilinear", "bicubic"] = Field(
+        "bilinear",
+        description="How the random crop resamples (Kaizen's released code: bicubic).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import kornia.augmentation as K
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kaizen.config import AugmentConfig
+from kaizen.errors import ConfigError
 
 TEST_CROP_FRACTION = 0.875
 """The share of the resized test image the centre crop keeps (224 of 256, as SLCA tests)."""
@@ -57,7 +60,12 @@ def _view_pipeline(
     colour = channels == 3
     ops: list[nn.Module] = [
         # "resample": one batched affine warp; the default slicing crops image by image.
-        K.RandomResizedCrop(size, scale=config.crop_scale, cropping_mode="resample"),
+        K.RandomResizedCrop(
+            size,
+            scale=config.crop_scale,
+            cropping_mode="resample",
+            resample=config.crop_interpolation,
+        ),
         K.ColorJitter(
             config.brightness,
             config.contrast,
@@ -116,16 +124,29 @@ class ViewAugment(nn.Module):
 
 
 def augment_for(
-    config: AugmentConfig, images: Tensor, input_size: int | None = None, num_views: int = 2
+    config: AugmentConfig,
+    images: Tensor,
+    input_size: int | None = None,
+    num_views: int = 2,
+    statistics: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> ViewAugment:
     """:class:`ViewAugment` of ``num_views`` views for uint8 ``images`` (N, C, H, W), normalised
-    with their own per-channel statistics (:func:`channel_stats`); its ``normalize`` also
-    serves evaluation.
+    with the per-channel (mean, std) ``statistics``, or else with their own
+    (:func:`channel_stats`); its ``normalize`` also serves evaluation.
 
     With ``input_size``, the views come out ``input_size`` square (the random crop resizes to
     it) and ``normalize`` resizes and centre-crops test images to it; otherwise both keep the
     images' own size.
     """
     size = (images.shape[2], images.shape[3]) if input_size is None else (input_size,) * 2
-    normalize = Normalize(*channel_stats(images), size=input_size)
+    if statistics is None:
+        mean, std = channel_stats(images)
+    else:
+        mean, std = (torch.tensor(values, dtype=torch.float32) for values in statistics)
+        if len(mean) != images.shape[1]:
+            raise ConfigError(
+                f"data.normalize_mean and data.normalize_std give {len(mean)} channels and the "
+                f"images have {images.shape[1]}; give one value per channel"
+            )
+    normalize = Normalize(mean, std, size=input_size)
     return ViewAugment(config, size, images.shape[1], normalize, num_views)

@@ -1,6 +1,8 @@
-"""Labelled replay: a small, class-balanced, seeded random selection of earlier tasks' images."""
+"""Labelled replay: a small, class-balanced selection of earlier tasks' images."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -11,11 +13,12 @@ from kaizen.config import ReplayConfig
 class ReplayBuffer:
     """Indices of labelled training images kept from earlier tasks, balanced across classes.
 
-    Selection is random with a seeded generator (taking the first images by index would bias
-    the buffer). With ``fraction_per_class`` each class keeps that share of its labelled images
-    (at least one); with ``budget`` the buffer holds at most ``budget`` images split evenly over
-    the classes seen so far (random classes take the remainder), shrinking older classes as new
-    ones arrive.
+    Selection is random with a seeded generator, or with ``selection="first"`` the first images
+    by index, as Kaizen's released code takes them (which biases the buffer where a dataset's
+    order is not random). With ``fraction_per_class`` each class keeps that share of its
+    labelled images (random: rounded, at least one; first: rounded down); with ``budget`` the
+    buffer holds at most ``budget`` images split evenly over the classes seen so far (random
+    classes take the remainder), shrinking older classes as new ones arrive.
 
     Attributes:
         indices: int64 (R,) indices into the training split.
@@ -41,12 +44,9 @@ class ReplayBuffer:
         per_class: dict[int, Tensor] = {}
         for label in sorted(set(self.labels.tolist()) | set(labels.tolist())):
             old = self.indices[self.labels == label]
-            new = indices[labels == label]
-            new = new[torch.randperm(len(new), generator=self.generator)]
+            new = self._ordered(indices[labels == label])
             if self.config.budget is None:
-                assert self.config.fraction_per_class is not None
-                keep = max(1, round(self.config.fraction_per_class * len(new))) if len(new) else 0
-                per_class[label] = torch.cat([old, new[:keep]])
+                per_class[label] = torch.cat([old, new[: self._kept(len(new))]])
             else:
                 per_class[label] = torch.cat([old, new])
         if not per_class:
@@ -60,6 +60,20 @@ class ReplayBuffer:
                 for label, kept in per_class.items()
             ]
         )
+
+    def _ordered(self, indices: Tensor) -> Tensor:
+        """A class's new indices (n,) in the order they are kept in."""
+        if self.config.selection == "first":
+            return indices.sort().values
+        return indices[torch.randperm(len(indices), generator=self.generator)]
+
+    def _kept(self, available: int) -> int:
+        """How many of a class's ``available`` new images ``fraction_per_class`` keeps."""
+        fraction = self.config.fraction_per_class
+        assert fraction is not None
+        if self.config.selection == "first":
+            return math.floor(fraction * available)
+        return max(1, round(fraction * available)) if available else 0
 
     def _within_budget(self, per_class: dict[int, Tensor], budget: int) -> dict[int, Tensor]:
         """Cut each class to budget // classes images; the remainder goes to random classes."""

@@ -129,6 +129,7 @@ def load_stream(
                 base.train.images,
                 config.model.image_size,
                 views,
+                _given_statistics(config),
             )
         ),
     )
@@ -148,3 +149,9 @@ def load_stream(
         extended.class_counts,
         len(tasks),
     )
+
+
+def _given_statistics(config: RunConfig) -> tuple[Sequence[float], Sequence[float]] | None:
+    """The normalisation's (mean, std) the config gives, or None: measure the data's."""
+    mean, std = config.data.normalize_mean, config.data.normalize_std
+    return None if mean is None or std is None else (mean, std)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from kaizen.config import RunConfig
 from kaizen.errors import ConfigError
 from kaizen.models.backbones import build_backbone
+from kaizen.models.batchnorm import normalise_views_apart
 from kaizen.models.heads import Classifier, TaskHeads
 from kaizen.models.weights import load_backbone_weights
 from kaizen.ssl.base import SSLMethod
@@ -118,11 +119,11 @@ def build_learner(
         image_size=image_size or 224,
         patch_size=model.patch_size,
         depth=model.depth,
+        stem_padding=model.stem_padding,
     )
     if model.weights is not None:
         load_backbone_weights(backbone, model.weights)
     ssl = build_ssl_method(config.ssl, backbone.feature_dim)
-    ssl.attach_backbone(backbone)
     classifier: Classifier | TaskHeads
     if model.heads == "per-task":
         if task_classes is None:
@@ -135,4 +136,8 @@ def build_learner(
         if ssl.distill_kind == "none"
         else distill_predictor(ssl.output_dim, config.strategy.distill_predictor_hidden_dim)
     )
+    if model.batchnorm_views == "per-view":
+        for module in (backbone, ssl, classifier, predictor):
+            normalise_views_apart(module, ssl.views)
+    ssl.attach_backbone(backbone)
     return Learner(backbone, ssl, classifier, predictor, config.strategy.end_to_end)

@@ -56,15 +56,20 @@ def _init_weights(model: nn.Module) -> None:
 
 
 def _conv_bn(
-    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    padding: int | None = None,
 ) -> tuple[nn.Conv2d, nn.BatchNorm2d]:
-    """A bias-free convolution with "same" padding and the BatchNorm that follows it."""
+    """A bias-free convolution and the BatchNorm that follows it; "same" padding unless
+    ``padding`` is given."""
     conv = nn.Conv2d(
         in_channels,
         out_channels,
         kernel_size,
         stride=stride,
-        padding=kernel_size // 2,
+        padding=kernel_size // 2 if padding is None else padding,
         bias=False,
     )
     return conv, nn.BatchNorm2d(out_channels)
@@ -134,6 +139,8 @@ class ResNet(BlockBackbone):
         layers: number of blocks in each of the four stages.
         stem: ``"cifar"``: 3x3 conv, stride 1, no max-pool (layer1 sees H x W);
             ``"imagenet"``: 7x7 conv, stride 2, then 3x3 max-pool, stride 2 (layer1 sees H/4 x W/4).
+        stem_padding: the CIFAR stem convolution's padding; None: 1 ("same"). Kaizen's
+            released code pads by 2, so layer1 sees (H + 2) x (W + 2).
         width: multiplier on all channel counts (base 64), each rounded and at least 8.
         in_channels: image channels C_in (1 or 3).
 
@@ -153,6 +160,7 @@ class ResNet(BlockBackbone):
         stem: str = "cifar",
         width: float = 1.0,
         in_channels: int = 3,
+        stem_padding: int | None = None,
     ) -> None:
         super().__init__()
         if stem not in STEMS:
@@ -160,7 +168,7 @@ class ResNet(BlockBackbone):
         _check_input_args(width, in_channels)
         stem_channels = _scaled(_BASE_CHANNELS, width)
         if stem == "cifar":
-            self.conv1, self.bn1 = _conv_bn(in_channels, stem_channels, 3)
+            self.conv1, self.bn1 = _conv_bn(in_channels, stem_channels, 3, padding=stem_padding)
             self.maxpool: nn.Module = nn.Identity()
         else:
             self.conv1, self.bn1 = _conv_bn(in_channels, stem_channels, 7, stride=2)
@@ -252,13 +260,15 @@ def build_backbone(
     image_size: int = 224,
     patch_size: int = 16,
     depth: int | None = None,
+    stem_padding: int | None = None,
 ) -> ResNet | ConvNet | VisionTransformer:
     """Build a backbone by name: ``"resnet18"``, ``"resnet50"``, ``"convnet"``, ``"vit_tiny"``,
     ``"vit_small"`` or ``"vit_base"``.
 
     ``stem`` selects the ResNet input stem (``"cifar"`` or ``"imagenet"``); the ConvNet and the
     ViTs ignore it, but it must still be valid. ``width`` scales the CNNs' channels; a ViT's
-    width is in its name, so it must be 1. ``image_size`` (the side of the square input
+    width is in its name, so it must be 1. ``stem_padding`` pads the ResNets' CIFAR stem
+    (None: "same"). ``image_size`` (the side of the square input
     images), ``patch_size`` and ``depth`` (blocks; None: 12) are used by the ViTs only.
     Raises ``ConfigError`` for an unknown name or stem, a ViT width other than 1 or an image
     size that is not a multiple of the patch size. The returned module maps
@@ -284,4 +294,6 @@ def build_backbone(
     if name == "convnet":
         return ConvNet(width=width, in_channels=in_channels)
     block, layers = _RESNET_LAYOUTS[name]
-    return ResNet(block, layers, stem=stem, width=width, in_channels=in_channels)
+    return ResNet(
+        block, layers, stem=stem, width=width, in_channels=in_channels, stem_padding=stem_padding
+    )

@@ -106,6 +106,7 @@ def architecture_of(
         "width": model_config["width"],
         "patch_size": model_config["patch_size"],
         "depth": model_config["depth"],
+        "stem_padding": model_config["stem_padding"],
         "backbone_input": model_config["image_size"] or height,
         "input_shape": list(input_shape),
         "num_classes": classifier.num_classes,
@@ -158,6 +159,7 @@ def build_model(spec: ModelSpec) -> InferenceModel:
         image_size=arch["backbone_input"],
         patch_size=arch["patch_size"],
         depth=arch["depth"],
+        stem_padding=arch.get("stem_padding"),  # absent from models saved before it existed
     )
     heads = arch["heads"]
     classifier: nn.Module

@@ -50,7 +50,10 @@ class LayerFreezing(Part):
     def validate(self, stream: object) -> None:
         with torch.device("meta"):  # the kind of backbone matters, not its weights
             backbone = build_backbone(
-                self.model.backbone, stem=self.model.stem, width=self.model.width
+                self.model.backbone,
+                stem=self.model.stem,
+                width=self.model.width,
+                stem_padding=self.model.stem_padding,
             )
         if not isinstance(backbone, BlockBackbone):
             raise ConfigError(
