@@ -114,3 +114,13 @@ def test_sweep_without_a_base_reads_the_first_word_as_an_override(monkeypatch, t
     base, _, _, _, _, overrides = calls[0]
     assert base == "cifar100"
     assert overrides == ["train.epochs=1", "optim.lr=0.5"]
+
+
+def test_compare_labels_the_projects_extension_as_not_the_papers_method(make_run, tmp_path):
+    paper = make_run(tmp_path / "a")
+    ours = make_run(tmp_path / "b", strategy="kaizen-replay-kd")
+    _invoke("compare", str(paper), "--out", str(tmp_path / "paper"))
+    _invoke("compare", str(paper), str(ours), "--out", str(tmp_path / "both"))
+    note = "`kaizen-replay-kd` is kaizen-cl's extension, not a published method"
+    assert note not in (tmp_path / "paper" / "compare.md").read_text()
+    assert note in (tmp_path / "both" / "compare.md").read_text()

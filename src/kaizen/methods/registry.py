@@ -22,15 +22,24 @@ MethodBuilder = Callable[[RunConfig], Method]
 METHODS: dict[str, MethodBuilder] = {}
 """Every registered method's builder by strategy name."""
 
+EXTENSIONS: dict[str, str] = {}
+"""The strategies that are this project's own, not a published method, with what they change."""
 
-def method(name: str, settings: type[StrategySettings]) -> Callable[[MethodBuilder], MethodBuilder]:
-    """Register the decorated builder as strategy ``name``, configured by ``settings``."""
+
+def method(
+    name: str, settings: type[StrategySettings], extension_of: str | None = None
+) -> Callable[[MethodBuilder], MethodBuilder]:
+    """Register the decorated builder as strategy ``name``, configured by ``settings``;
+    ``extension_of`` says what published method it changes when it is this project's own
+    (reports label it so)."""
 
     def register(build: MethodBuilder) -> MethodBuilder:
         if name in METHODS:
             raise ValueError(f"strategy {name!r} is registered twice")
         METHODS[name] = build
         register_strategy_settings(name, settings)
+        if extension_of is not None:
+            EXTENSIONS[name] = extension_of
         return build
 
     return register

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import kaizen.methods.strategies  # noqa: F401  (registers every method and its extensions)
 from kaizen.errors import KaizenError
+from kaizen.methods.registry import EXTENSIONS
 from kaizen.report.aggregate import (
     ACCURACY_METRICS,
     SCRATCH,
@@ -56,6 +58,15 @@ def _check_one_setting(runs: Sequence[Run]) -> str:
 
 def _steps(group: Group) -> str:
     return f"{group.steps_per_task:.0f}"
+
+
+def _extension_note(document: Document, runs: Sequence[Run]) -> None:
+    """Say which compared strategies are this project's extensions, not published methods."""
+    ours = sorted({run.strategy for run in runs if run.strategy in EXTENSIONS})
+    for name in ours:
+        document.paragraph(
+            f"`{name}` is kaizen-cl's extension, not a published method: {EXTENSIONS[name]}."
+        )
 
 
 def _accuracy_section(document: Document, groups: Sequence[Group]) -> None:
@@ -346,6 +357,7 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = No
         f"Setting: {setting}. Metrics are recomputed from each run's accuracy matrix and given "
         "as mean ± sample standard deviation (n - 1) over seeds."
     )
+    _extension_note(document, complete)
     _accuracy_section(document, groups)
     _cost_section(document, groups)
     _variant_section(document, groups)

@@ -30,6 +30,10 @@ def build(config: RunConfig) -> Method:
     return _kaizen(config, "kaizen", replay_rows_only=False)
 
 
-@method("kaizen-replay-kd", KaizenObjective)
+@method(
+    "kaizen-replay-kd",
+    KaizenObjective,
+    extension_of="Kaizen with its classifier distillation on the replayed images only",
+)
 def build_replay_kd(config: RunConfig) -> Method:
     return _kaizen(config, "kaizen-replay-kd", replay_rows_only=True)
