@@ -1,0 +1,68 @@
+"""The measured-effect column of docs/parity.md from the runs of ``benchmarks/parity/run.sh``.
+
+Usage: ``python benchmarks/parity/table.py [ROOT]`` (default runs/parity). Each row directory
+ROOT/<row>/ holds the runs with one released behaviour switched on; they are grouped with the
+preset's own runs of the same SSL method and strategy in ROOT/default/ as ``kaizen compare``
+groups them, and one markdown row is printed per row directory: final accuracy, average
+continual accuracy and forgetting (the classifier's; LUMP: the task-aware kNN it reports), each
+mean ± standard deviation over seeds, and the change in points.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from kaizen.report.aggregate import Group, group_runs
+from kaizen.storage.runs import load_run
+
+METRICS = ("final_accuracy", "average_continual_accuracy", "forgetting")
+COLUMNS = (
+    "row",
+    "SSL method",
+    "strategy",
+    "seeds",
+    "final accuracy",
+    "average continual accuracy",
+    "forgetting",
+)
+
+
+def _groups(variant_runs: list[Path], default_root: Path) -> tuple[Group, Group]:
+    """The row's runs and the default runs of the same (SSL method, strategy) as two groups."""
+    names = {path.name for path in variant_runs}
+    defaults = [default_root / name for name in sorted(names) if (default_root / name).is_dir()]
+    probe = "knn-task" if any("-lump-" in name for name in names) else None
+    loaded = [load_run(path, probe) for path in [*defaults, *variant_runs]]
+    groups = group_runs([run for run in loaded if run.complete])
+    (variant,) = [group for group in groups if group.against_base is not None]
+    (plain,) = [group for group in groups if group.strategy == variant.against_base.base]
+    return variant, plain
+
+
+def _cell(plain: Group, variant: Group, metric: str) -> str:
+    before, after = plain.accuracy[metric], variant.accuracy[metric]
+    change = 100 * (after.mean - before.mean)
+    return f"{before} → {after} ({change:+.2f})"
+
+
+def main(root: Path) -> None:
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS))
+    for row in sorted(path for path in root.iterdir() if path.is_dir()):
+        if row.name in ("default", "compare"):
+            continue
+        runs = sorted(path for path in row.iterdir() if (path / "results.json").is_file())
+        if not runs:
+            continue
+        variant, plain = _groups(runs, root / "default")
+        cells = [_cell(plain, variant, metric) for metric in METRICS]
+        print(
+            f"| {row.name} | {variant.ssl_method} | {plain.strategy} | {variant.seed_text} | "
+            + " | ".join(cells)
+            + " |"
+        )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/parity"))
