@@ -18,6 +18,7 @@ import kaizen
 from kaizen import testpoints
 from kaizen.api import resume
 from kaizen.cli import main
+from kaizen.config import deep_merge
 from kaizen.engine.interrupt import RunInterrupted
 from kaizen.engine.loss_watch import NonFiniteLossError
 from kaizen.engine.step import TrainStep
@@ -209,13 +210,23 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
         ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}),
         ("kaizen", {"classifier": {"align": True}}),
         ("slcapp", {}),
+        # as Kaizen's released code runs: the replay's pass is state mid-task
+        (
+            "kaizen",
+            {
+                "model": {"batchnorm_views": "per-view"},
+                "strategy": {"teacher_batchnorm": "batch"},
+                "replay": {"selection": "first", "sampling": "passes"},
+                "optim": {"lr_update": "epoch", "lr_bounds": "absolute", "lars_classifier": True},
+            },
+        ),
     ],
-    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align", "slcapp"],
+    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align", "slcapp", "kaizen-released"],
 )
 def test_sigkills_at_seeded_points_then_resume_give_identical_results(
     strategy: str, extra: dict, tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tree = {**_resumable(tiny, strategy), **extra}
+    tree = deep_merge(_resumable(tiny, strategy), extra)
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tree))
     points = _run_logging_points(tree, tmp_path / "straight", tmp_path / "points", monkeypatch)
