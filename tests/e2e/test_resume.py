@@ -207,10 +207,23 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
         ("lump", {}),
         # threshold 0 freezes every block before the last stage at task 1
         ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}),
+        # block input bases grown at each task's end, blocks frozen by rank within a budget
+        (
+            "kaizen",
+            {
+                "freeze": {
+                    "enabled": True,
+                    "measure": "subspace",
+                    "selection": "ranking",
+                    "threshold": 0.5,
+                    "budget": 2,
+                }
+            },
+        ),
         ("kaizen", {"classifier": {"align": True}}),
         ("slcapp", {}),
     ],
-    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align", "slcapp"],
+    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-freeze-subspace", "kaizen-align", "slcapp"],
 )
 def test_sigkills_at_seeded_points_then_resume_give_identical_results(
     strategy: str, extra: dict, tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
