@@ -212,3 +212,30 @@ def test_subspace_bases_grow_and_an_unreachable_threshold_freezes_nothing(
     assert ranks[-1] != ranks[0]
     for record in _read(tmp_path)["tasks"][1:]:
         assert record["parts"]["freeze"]["frozen"] == []
+
+
+def test_a_restored_freezing_state_freezes_its_blocks(tiny) -> None:
+    from kaizen.methods.parts.freezing import LayerFreezing
+
+    config = build_config(tiny("kaizen"))
+    fabric = Fabric(accelerator="cpu", devices=1)
+    stream = load_stream(config, fabric, views_of(config.ssl))
+    state = {"ratios": [0.9, 0.2, 0.8, 0.1], "blocks": ["stage1", "stage2", "stage3", "stage4"]}
+    for saved, frozen in (
+        ({"frozen": [0, 2], "bases": []}, {0, 2}),
+        ({"depth": 2}, {0, 1}),  # an earlier release kept the depth of a frozen prefix only
+    ):
+        run = RunContext(stream, fabric, build_learner(config, 3, 6), stream.tasks[1])
+        part = LayerFreezing(config.freeze, config.model, [], seed=0)
+        part.load_state_dict({**state, **saved}, run)
+        assert run.learner.backbone.frozen == frozen
+        assert part.report()["frozen"] == [state["blocks"][index] for index in sorted(frozen)]
+
+
+def test_a_prefix_within_the_budget(tiny, tmp_path: Path) -> None:
+    tree = tiny("kaizen")
+    tree["freeze"] = {"enabled": True, "threshold": 0.0, "budget": 1}
+    kaizen.run(tree, tmp_path)
+    for record in _read(tmp_path)["tasks"][1:]:
+        assert record["parts"]["freeze"]["frozen"] == ["stage1"]
+        assert record["parts"]["freeze"]["frozen_depth"] == 1
