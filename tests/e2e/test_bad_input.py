@@ -112,6 +112,21 @@ CASES: dict[str, tuple[Edit, str]] = {
         _set("freeze", enabled=True, threshold=1.5),
         "freeze.threshold",
     ),
+    "freezing energy share of 1": (_set("freeze", enabled=True, energy=1.0), "freeze.energy"),
+    "negative freezing energy step": (
+        _set("freeze", enabled=True, energy_step=-0.1),
+        "freeze.energy_step",
+    ),
+    "negative freezing budget": (_set("freeze", enabled=True, budget=-1), "freeze.budget"),
+    "freezing budget above the freezable blocks": (
+        _set("freeze", enabled=True, budget=4),
+        "freeze.budget to at most 3",
+    ),
+    "unknown freezing measure": (_set("freeze", enabled=True, measure="cka"), "freeze.measure"),
+    "unknown freezing selection": (
+        _set("freeze", enabled=True, selection="best"),
+        "freeze.selection",
+    ),
     "freezing without earlier images": (
         _both(_set("strategy", name="joint"), _set("freeze", enabled=True)),
         "freeze.enabled",

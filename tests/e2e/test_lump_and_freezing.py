@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from lightning.fabric import Fabric
 
@@ -87,7 +89,9 @@ def test_no_freezing_above_every_ratio(tiny, tmp_path: Path) -> None:
     assert depths == [0, 0]
 
 
-def test_the_report_shows_the_frozen_depth_and_block_ratios(tiny, tmp_path: Path) -> None:
+def test_the_report_shows_the_block_ratios_and_marks_the_frozen_blocks(
+    tiny, tmp_path: Path
+) -> None:
     from kaizen.report import write_report
 
     tree = tiny("kaizen")
@@ -95,9 +99,12 @@ def test_the_report_shows_the_frozen_depth_and_block_ratios(tiny, tmp_path: Path
     kaizen.run(tree, tmp_path)
     markdown = write_report(tmp_path)[0].read_text()
     section = markdown.split("## Layer freezing", 1)[1].split("\n## ", 1)[0]
-    assert "| task | frozen depth | stage1 | stage2 | stage3 | stage4 |" in section
+    assert "covariance measure" in section
+    assert "| task | stage1 | stage2 | stage3 | stage4 |" in section
     ratios = _read(tmp_path)["tasks"][1]["parts"]["freeze"]["ratios"]
-    assert f"| 1 | 3 | {ratios[0]:.3f} |" in section
+    # threshold 0: the three stages before the last are frozen, marked *
+    marked = [f"{r:.3f}*" for r in ratios[:3]]
+    assert f"| 1 | {' | '.join(marked)} | {ratios[3]:.3f} |" in section
 
 
 def test_freezing_lowers_the_measured_backward_flops_and_step_memory(tiny, tmp_path: Path) -> None:
@@ -154,3 +161,81 @@ def test_a_shared_frozen_prefix_runs_once_and_changes_no_result(tiny, tmp_path: 
     assert starts and set(starts) == {0}
     shared = (tmp_path / "shared" / "results.json").read_text()
     assert shared == (tmp_path / "separate" / "results.json").read_text()
+
+
+def _subspace(**settings) -> dict:
+    return {"enabled": True, "measure": "subspace", "selection": "ranking", **settings}
+
+
+def test_subspace_ranking_freezes_the_highest_ratios_within_the_budget(tiny, tmp_path: Path):
+    from kaizen.report import write_report
+
+    tree = tiny("kaizen")
+    tree["freeze"] = _subspace(threshold=0.5, budget=2)
+    kaizen.run(tree, tmp_path)
+    tasks = _read(tmp_path)["tasks"]
+    assert "parts" not in tasks[0]
+    frozen_before: list[str] = []
+    for record in tasks[1:]:
+        freeze = record["parts"]["freeze"]
+        assert freeze["measure"] == "subspace"
+        ratios, blocks = freeze["ratios"], freeze["blocks"]
+        assert all(0.0 <= r <= 1.0 for r in ratios)
+        ranked = sorted(range(3), key=lambda index: (-ratios[index], index))
+        assert len(freeze["frozen"]) == 2 and set(frozen_before) <= set(freeze["frozen"])
+        if not frozen_before:  # the first freezing: the two highest ratios
+            assert freeze["frozen"] == [blocks[index] for index in sorted(ranked[:2])]
+        frozen_before = freeze["frozen"]
+    section = write_report(tmp_path)[0].read_text().split("## Layer freezing", 1)[1]
+    assert "subspace measure" in section.split("\n## ", 1)[0]
+
+
+def test_subspace_bases_grow_and_an_unreachable_threshold_freezes_nothing(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kaizen.methods.parts.freezing import LayerFreezing
+
+    ranks: list[list[int]] = []
+    end_task = LayerFreezing.end_task
+
+    def recording_end(self: LayerFreezing, run: RunContext) -> None:
+        end_task(self, run)
+        ranks.append([basis.shape[1] for basis in self.bases])
+
+    monkeypatch.setattr(LayerFreezing, "end_task", recording_end)
+    tree = tiny("finetune")  # keeps no earlier images: the subspace measure needs none
+    tree["freeze"] = _subspace(threshold=1.0)
+    kaizen.run(tree, tmp_path)
+    assert len(ranks) == 3 and all(rank > 0 for rank in ranks[0])
+    for earlier, later in itertools.pairwise(ranks):
+        assert all(b >= a for a, b in zip(earlier, later, strict=True))
+    assert ranks[-1] != ranks[0]
+    for record in _read(tmp_path)["tasks"][1:]:
+        assert record["parts"]["freeze"]["frozen"] == []
+
+
+def test_a_restored_freezing_state_freezes_its_blocks(tiny) -> None:
+    from kaizen.methods.parts.freezing import LayerFreezing
+
+    config = build_config(tiny("kaizen"))
+    fabric = Fabric(accelerator="cpu", devices=1)
+    stream = load_stream(config, fabric, views_of(config.ssl))
+    state = {"ratios": [0.9, 0.2, 0.8, 0.1], "blocks": ["stage1", "stage2", "stage3", "stage4"]}
+    for saved, frozen in (
+        ({"frozen": [0, 2], "bases": []}, {0, 2}),
+        ({"depth": 2}, {0, 1}),  # an earlier release kept the depth of a frozen prefix only
+    ):
+        run = RunContext(stream, fabric, build_learner(config, 3, 6), stream.tasks[1])
+        part = LayerFreezing(config.freeze, config.model, [], seed=0)
+        part.load_state_dict({**state, **saved}, run)
+        assert run.learner.backbone.frozen == frozen
+        assert part.report()["frozen"] == [state["blocks"][index] for index in sorted(frozen)]
+
+
+def test_a_prefix_within_the_budget(tiny, tmp_path: Path) -> None:
+    tree = tiny("kaizen")
+    tree["freeze"] = {"enabled": True, "threshold": 0.0, "budget": 1}
+    kaizen.run(tree, tmp_path)
+    for record in _read(tmp_path)["tasks"][1:]:
+        assert record["parts"]["freeze"]["frozen"] == ["stage1"]
+        assert record["parts"]["freeze"]["frozen_depth"] == 1

@@ -208,6 +208,19 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
         ("lump", {}),
         # threshold 0 freezes every block before the last stage at task 1
         ("kaizen", {"freeze": {"enabled": True, "threshold": 0.0}}),
+        # block input bases grown at each task's end, blocks frozen by rank within a budget
+        (
+            "kaizen",
+            {
+                "freeze": {
+                    "enabled": True,
+                    "measure": "subspace",
+                    "selection": "ranking",
+                    "threshold": 0.5,
+                    "budget": 2,
+                }
+            },
+        ),
         ("kaizen", {"classifier": {"align": True}}),
         ("slcapp", {}),
         # as Kaizen's released code runs: the replay's pass is state mid-task
@@ -221,7 +234,15 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
             },
         ),
     ],
-    ids=["kaizen", "lump", "kaizen-freeze", "kaizen-align", "slcapp", "kaizen-released"],
+    ids=[
+        "kaizen",
+        "lump",
+        "kaizen-freeze",
+        "kaizen-freeze-subspace",
+        "kaizen-align",
+        "slcapp",
+        "kaizen-released",
+    ],
 )
 def test_sigkills_at_seeded_points_then_resume_give_identical_results(
     strategy: str, extra: dict, tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -230,7 +251,7 @@ def test_sigkills_at_seeded_points_then_resume_give_identical_results(
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tree))
     points = _run_logging_points(tree, tmp_path / "straight", tmp_path / "points", monkeypatch)
-    chosen = _kill_points(points, f"{strategy}-{sorted(extra)}")
+    chosen = _kill_points(points, f"{strategy}-{json.dumps(extra, sort_keys=True)}")
     expected = {"step", "checkpoint", "task-end"} | (
         {"align"} if strategy == "slcapp" or extra.get("classifier") else set()
     )

@@ -27,11 +27,15 @@ def test_a_vit_run_completes_at_the_data_size_and_resized(tiny, tmp_path: Path, 
     assert results["complete"] and len(results["accuracy_matrix"]["values"]) == 3
 
 
-def test_freezing_a_vit_freezes_its_embedding_and_leading_blocks(tiny, tmp_path: Path) -> None:
+@pytest.mark.parametrize("measure", ["covariance", "subspace"])
+def test_freezing_a_vit_freezes_its_embedding_and_leading_blocks(
+    measure: str, tiny, tmp_path: Path
+) -> None:
     tree = _vit(tiny)
-    tree["freeze"] = {"enabled": True, "threshold": 0.0}
+    tree["freeze"] = {"enabled": True, "threshold": 0.0, "measure": measure}
     kaizen.run(tree, tmp_path)
     freeze = json.loads((tmp_path / "results.json").read_text())["tasks"][1]["parts"]["freeze"]
+    assert freeze["measure"] == measure and all(0.0 <= r <= 1.0 + 1e-9 for r in freeze["ratios"])
     assert freeze["blocks"][:2] == ["embed", "blocks.0"] and len(freeze["blocks"]) == 13
     assert freeze["frozen_depth"] == 12  # all but the last transformer block
 

@@ -14,6 +14,7 @@ from kaizen.learner.correlation import (
     covariance_alignment,
     frozen_prefix,
     linear_cka,
+    ranked_blocks,
 )
 from kaizen.models.backbones import build_backbone
 
@@ -205,6 +206,35 @@ def test_frozen_prefix(ratios, threshold, current, maximum, expected):
 def test_frozen_prefix_rejects_inconsistent_depths(current: int, maximum: int):
     with pytest.raises(ValueError, match="current_depth <= max_depth"):
         frozen_prefix([0.9, 0.9, 0.9, 0.9], 0.5, current, maximum)
+
+
+@pytest.mark.parametrize(
+    ("ratios", "frozen", "eligible", "budget", "expected"),
+    [
+        # the highest ratios that reach 0.5, not a prefix
+        ([0.4, 0.9, 0.6, 0.8, 0.99], set(), 4, 2, {1, 3}),
+        ([0.4, 0.9, 0.6, 0.8, 0.99], set(), 4, 4, {1, 2, 3}),
+        # equal ratios: the shallower first
+        ([0.7, 0.7, 0.7, 0.7], set(), 3, 2, {0, 1}),
+        # frozen blocks stay frozen, even below the threshold, and count in the budget
+        ([0.1, 0.9, 0.8, 0.6], {0}, 3, 2, {0, 1}),
+        ([0.1, 0.9, 0.8, 0.6], {0, 2}, 3, 2, {0, 2}),
+        # never beyond the eligible blocks (the last stage), a NaN ratio never qualifies
+        ([float("nan"), 0.6, 0.9, 0.99], set(), 3, 3, {1, 2}),
+        ([0.9, 0.9, 0.9], set(), 3, 0, set()),
+    ],
+)
+def test_ranked_blocks(ratios, frozen, eligible, budget, expected):
+    assert ranked_blocks(ratios, 0.5, frozen, eligible, budget) == expected
+
+
+def test_ranked_blocks_rejects_inconsistent_arguments():
+    with pytest.raises(ValueError, match="eligible"):
+        ranked_blocks([0.9, 0.9], 0.5, {2}, 2, 2)
+    with pytest.raises(ValueError, match="eligible"):
+        ranked_blocks([0.9, 0.9], 0.5, set(), 3, 2)
+    with pytest.raises(ValueError, match="budget"):
+        ranked_blocks([0.9, 0.9, 0.9], 0.5, {0, 1}, 3, 1)
 
 
 def test_freezing_refuses_a_backbone_without_blocks(monkeypatch):

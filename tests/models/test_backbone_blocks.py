@@ -1,5 +1,6 @@
-"""Backbone blocks and the frozen prefix: the unfrozen forward is unchanged, the frozen blocks
-get no gradient, keep BatchNorm statistics and save no activations for backward."""
+"""Backbone blocks and frozen blocks: the unfrozen forward is unchanged, the frozen blocks get no
+gradient and keep BatchNorm statistics, a frozen prefix saves no activations for backward, and
+a frozen block between trainable ones passes the gradient on without its own."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from kaizen.engine.costs import BackwardFlops
 from kaizen.models.backbones import ConvNet, ResNet, build_backbone
 from kaizen.models.blocks import BlockBackbone
 
@@ -277,3 +279,70 @@ def test_forward_from_a_prefix_trains_only_the_blocks_it_runs():
     first, *rest = model.block_modules()
     assert all(p.grad is None for p in first.parameters())
     assert all(p.grad is not None for block in rest for p in block.parameters())
+
+
+def _block_parameters(model: BlockBackbone, indices: set[int]) -> set[int]:
+    blocks = model.block_modules()
+    return {id(p) for index in indices for p in blocks[index].parameters()}
+
+
+@pytest.mark.parametrize(("name", "frozen"), [("resnet18", {2, 4}), ("convnet", {1})])
+def test_a_frozen_middle_block_gets_no_gradient_and_passes_the_earlier_ones_theirs(
+    name: str, frozen: set[int]
+):
+    images = _images()
+    full = _build(name).eval()
+    (full(images) ** 2).sum().backward()
+    model = _build(name).eval()
+    model(images).sum().backward()  # a stale gradient, which freezing must clear
+    model.freeze_blocks(frozen)
+    assert model.frozen == frozen and model.frozen_depth == 0
+    frozen_ids = _block_parameters(model, frozen)
+    assert all(
+        p.grad is None and not p.requires_grad for p in model.parameters() if id(p) in frozen_ids
+    )
+    model.zero_grad(set_to_none=True)
+    (model(images) ** 2).sum().backward()
+    for (key, param), full_param in zip(model.named_parameters(), full.parameters(), strict=True):
+        if id(param) in frozen_ids:
+            assert param.grad is None, key
+        else:  # the stem, below the frozen block, included
+            torch.testing.assert_close(param.grad, full_param.grad, msg=key)
+    assert (
+        model.get_parameter("conv1.weight" if name == "resnet18" else "features.0.weight").grad
+        is not None
+    )
+
+
+def test_frozen_middle_blocks_keep_batchnorm_in_eval_mode_and_lower_backward_flops():
+    model = _build("resnet18").train()
+    images = _images()
+
+    def backward_flops() -> int:
+        meter = BackwardFlops()
+        loss = model(images).sum()
+        with meter.measure():
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+        return meter.total
+
+    plain = backward_flops()
+    model.freeze_blocks({2, 4})
+    model.train()
+    blocks = model.block_modules()
+    assert not any(bn.training for bn in _batchnorms([blocks[2], blocks[4]]))
+    assert all(bn.training for bn in _batchnorms([blocks[1], blocks[3], blocks[5]]))
+    assert backward_flops() < plain
+
+
+def test_frozen_blocks_never_thaw_and_stay_before_the_last_stage():
+    model = _build("convnet")
+    model.freeze_blocks({1})
+    with pytest.raises(ValueError, match=r"stay frozen: \[1\]"):
+        model.freeze_blocks({0})
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        model.freeze_blocks({1, 3})
+    model.freeze_prefix(1)  # the prefix joins the frozen block
+    assert model.frozen == {0, 1} and model.frozen_depth == 2
+    model.freeze_blocks({0, 1, 2})
+    assert model.frozen_depth == 3

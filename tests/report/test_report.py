@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,13 @@ def test_report_of_a_broken_results_file(tmp_path):
     (tmp_path / "results.json").write_text('{"config": {}}')
     with pytest.raises(KaizenError, match=r"lacks 'config\.name'"):
         write_report(tmp_path)
+
+
+def test_the_frozen_blocks_of_an_earlier_release_are_its_frozen_depth(tmp_path: Path) -> None:
+    # results of an earlier release name neither the measure nor the frozen blocks
+    runs = Path(__file__).parents[2] / "docs" / "efficiency" / "runs" / "simsiam-lump"
+    run_dir = shutil.copytree(runs / "freeze-0.8" / "simsiam-lump-seed0", tmp_path / "run")
+    text = write_report(run_dir)[0].read_text().split("## Layer freezing", 1)[1]
+    assert "covariance measure" in text
+    assert "| 1 | 0.899* | 0.721 | 0.636 | 0.480 |" in text  # frozen depth 1
+    assert "| 2 | 0.897* | 0.876* | 0.886* | 0.856 |" in text  # frozen depth 3

@@ -35,18 +35,64 @@ class FreezeConfig(Section):
     """Progressive task-correlated layer freezing (Yang et al., arXiv 2303.07477)."""
 
     enabled: bool = Field(False, description="Freeze correlated backbone blocks from task 1 on.")
+    measure: Literal["covariance", "subspace"] = Field(
+        "covariance",
+        description="The correlation ratio of a block at the start of a task: 'covariance', the "
+        "alignment of the channel covariances of its pooled output on current-task and buffered "
+        "earlier images; 'subspace', the share of its inputs on current-task images that lies in "
+        "the subspace of the earlier tasks' inputs (TRGP, Lin et al., ICLR 2022), which needs no "
+        "earlier images.",
+    )
+    selection: Literal["prefix", "ranking"] = Field(
+        "prefix",
+        description="Which blocks to freeze: 'prefix', the longest run of blocks from the input "
+        "whose ratio reaches the threshold; 'ranking', the blocks with the highest ratios that "
+        "reach it, anywhere before the last stage. Frozen blocks stay frozen.",
+    )
     threshold: float = Field(
         0.8,
         ge=0.0,
         le=1.0,
         description="Freeze the blocks whose correlation ratio reaches it (docs/efficiency.md "
-        "measures 0.8, 0.9 and 0.95).",
+        "measures 0.8, 0.9 and 0.95 with the covariance measure).",
+    )
+    budget: int | None = Field(
+        None,
+        ge=0,
+        description="Freeze at most this many blocks in all; none: every block before the last "
+        "stage.",
     )
     probe_images: int = Field(
-        256, ge=2, description="Current and earlier images the ratios are measured on."
+        256,
+        ge=2,
+        description="Current-task images the ratios are measured on (and as many earlier images "
+        "for the covariance measure; the subspace measure takes as many at each task's end).",
     )
     max_depth: int | None = Field(
-        None, ge=0, description="Freeze at most this many blocks; none: all before the last stage."
+        None,
+        ge=0,
+        description="Freeze only blocks among the first this many; none: all before the last "
+        "stage.",
+    )
+    energy: float = Field(
+        0.97,
+        gt=0.0,
+        lt=1.0,
+        description="Subspace measure: the share of task 0's input energy its block bases hold "
+        "(TRGP's 0.97).",
+    )
+    energy_step: float = Field(
+        0.003,
+        ge=0.0,
+        description="Subspace measure: added to the energy share for each later task, which is "
+        "capped at 0.999 (TRGP's 0.003).",
+    )
+    subspace_columns: int = Field(
+        2048,
+        ge=1,
+        description="Subspace measure: at most this many input columns per block (patches of "
+        "its first convolution, or tokens), drawn from the probe images, so that memory and the "
+        "SVD stay bounded.",
     )
 
 

@@ -1,22 +1,25 @@
 """How correlated a backbone's block features are between the current task and earlier data.
 
 Progressive task-correlated layer freezing (Yang et al., "Efficient Self-supervised Continual
-Learning with Progressive Task-correlated Layer Freezing", arXiv 2303.07477) freezes the leading
-blocks whose features are most correlated between tasks. The correlation builds on linear CKA
+Learning with Progressive Task-correlated Layer Freezing", arXiv 2303.07477) freezes the blocks
+whose features are most correlated between tasks: a prefix of them (``frozen_prefix``) or the
+highest ranked (``ranked_blocks``). The correlation builds on linear CKA
 (Kornblith, Norouzi, Lee, Hinton, "Similarity of Neural Network Representations Revisited",
 ICML 2019), which compares two representations of the *same* examples; the current task's images
 and the earlier (replayed) images are different examples, so the blocks are compared by the
 alignment of their channel covariances instead (``covariance_alignment``).
 
-All measures centre the columns and compute in float64.
+The measures here centre the columns and compute in float64; the subspace-projection measure
+of TRGP is in :mod:`kaizen.learner.subspace`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from kaizen.models.blocks import BlockBackbone
 
@@ -82,6 +85,19 @@ def covariance_alignment(x: Tensor, y: Tensor) -> float:
     ).item()
 
 
+@contextmanager
+def in_eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the ``with`` block; each module's training mode is
+    restored after it."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def block_correlations(backbone: BlockBackbone, current: Tensor, earlier: Tensor) -> list[float]:
     """``covariance_alignment`` of each block's pooled features between two sets of images.
 
@@ -93,14 +109,9 @@ def block_correlations(backbone: BlockBackbone, current: Tensor, earlier: Tensor
 
     Returns one value in [0, 1] per block of ``backbone.block_names()``, in order.
     """
-    modes = [(module, module.training) for module in backbone.modules()]
-    backbone.eval()
-    try:
+    with in_eval_mode(backbone):
         current_features = backbone.pooled_block_features(current)
         earlier_features = backbone.pooled_block_features(earlier)
-    finally:
-        for module, training in modes:
-            module.training = training
     return [
         covariance_alignment(x, y) for x, y in zip(current_features, earlier_features, strict=True)
     ]
@@ -123,3 +134,32 @@ def frozen_prefix(
     while depth < max_depth and ratios[depth] >= threshold:
         depth += 1
     return max(depth, current_depth)
+
+
+def ranked_blocks(
+    ratios: Sequence[float],
+    threshold: float,
+    frozen: Collection[int],
+    eligible: int,
+    budget: int,
+) -> frozenset[int]:
+    """The blocks to freeze by ranking: those in ``frozen`` (they stay frozen), then, while
+    fewer than ``budget`` are, the blocks among the first ``eligible`` with the highest ratios
+    that are >= ``threshold`` (the shallower first among equal ratios; a NaN ratio never
+    qualifies).
+
+    Raises ``ValueError`` unless ``frozen`` lies in range(eligible), holds at most ``budget``
+    blocks and eligible <= len(ratios).
+    """
+    if not eligible <= len(ratios) or not all(0 <= index < eligible for index in frozen):
+        raise ValueError(
+            f"need frozen blocks in [0, eligible) and eligible <= len(ratios), got frozen="
+            f"{sorted(frozen)}, eligible={eligible}, {len(ratios)} ratios"
+        )
+    if len(frozen) > budget:
+        raise ValueError(f"{len(frozen)} blocks are frozen already, above the budget {budget}")
+    candidates = sorted(
+        (index for index in range(eligible) if index not in frozen and ratios[index] >= threshold),
+        key=lambda index: (-ratios[index], index),
+    )
+    return frozenset(frozen) | frozenset(candidates[: budget - len(frozen)])

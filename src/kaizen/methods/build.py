@@ -1,7 +1,8 @@
 """A run's method: the strategy ``strategy.name`` names, with the parts the config adds.
 
-Layer freezing (``freeze.*``) composes with any method that keeps earlier images, classifier
-alignment (``classifier.align``) with any method (the SLCA family aligns already).
+Layer freezing (``freeze.*``) composes with any method (one that keeps earlier images, for the
+covariance measure), classifier alignment (``classifier.align``) with any method (the SLCA
+family aligns already).
 """
 
 from __future__ import annotations
@@ -56,15 +57,18 @@ def build_method(config: RunConfig) -> Method:
         )
     _check_backbone_learns(config)
     if config.freeze.enabled:
-        if not any(part.keeps_memory for part in method.parts):
+        if config.freeze.measure == "covariance" and not any(
+            part.keeps_memory for part in method.parts
+        ):
             keeping = sorted(
                 name
                 for name, other in _buildable(config).items()
                 if any(part.keeps_memory for part in other.parts)
             )
             raise ConfigError(
-                f"freeze.enabled=true needs earlier images to measure the task correlation, and "
-                f"strategy '{method.name}' keeps none; use one of {', '.join(keeping)}"
+                f"freeze.enabled=true with freeze.measure=covariance needs earlier images to "
+                f"measure the task correlation, and strategy '{method.name}' keeps none; use "
+                f"one of {', '.join(keeping)}, or freeze.measure=subspace, which needs none"
             )
         method.parts.append(
             LayerFreezing(config.freeze, config.model, list(method.parts), config.seed)

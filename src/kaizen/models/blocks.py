@@ -1,15 +1,18 @@
-"""Backbones viewed as a sequence of blocks, with a frozen prefix.
+"""Backbones viewed as a sequence of blocks, any of which may be frozen.
 
 Progressive layer freezing (Yang et al., "Efficient Self-supervised Continual Learning with
-Progressive Task-correlated Layer Freezing", arXiv 2303.07477) freezes a contiguous prefix of
-blocks from the input: the frozen blocks run without autograd (no activations are saved for
-backward, and no backward runs through them) and keep their BatchNorm in eval mode, so the
-running statistics are used and left unchanged.
+Progressive Task-correlated Layer Freezing", arXiv 2303.07477) freezes blocks of a backbone.
+A frozen block keeps its BatchNorm in eval mode (the running statistics are used and left
+unchanged) and gets no weight gradient. The leading run of frozen blocks (the frozen prefix)
+runs without autograd: no activations are saved for backward and no backward runs through it.
+A frozen block after a trainable one still runs with autograd, since the gradient of the
+blocks below it flows through it; it skips only its own weight gradients.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple, TypeVar
 
 import torch
@@ -41,7 +44,7 @@ class BlockBackbone(nn.Module, ABC):
     (N, C_in, H, W) -> (N, feature_dim).
 
     Attributes:
-        frozen_depth: the number of leading blocks frozen by ``freeze_prefix`` (0: none).
+        frozen: the indices of the frozen blocks (``freeze_blocks``, ``freeze_prefix``).
             A plain attribute, so it is not in the state dict but survives ``copy.deepcopy``.
     """
 
@@ -49,7 +52,7 @@ class BlockBackbone(nn.Module, ABC):
 
     def __init__(self) -> None:
         super().__init__()
-        self.frozen_depth: int = 0
+        self.frozen: frozenset[int] = frozenset()
         self._layout: list[_Block] | None = None
 
     @abstractmethod
@@ -66,6 +69,14 @@ class BlockBackbone(nn.Module, ABC):
     @abstractmethod
     def freezable_blocks(self) -> int:
         """How many leading blocks may be frozen: all those before the last stage."""
+
+    @property
+    def frozen_depth(self) -> int:
+        """The length of the frozen prefix: how many leading blocks are all frozen (0: none)."""
+        depth = 0
+        while depth in self.frozen:
+            depth += 1
+        return depth
 
     def _paths(self) -> list[_Block]:
         """``block_layout()``, each path sorted into a module or parameter path, computed once:
@@ -129,10 +140,38 @@ class BlockBackbone(nn.Module, ABC):
         (N, C)."""
         return x.mean(dim=(-2, -1))
 
-    def freeze_prefix(self, depth: int) -> None:
-        """Freeze the first ``depth`` blocks: no gradient, eval mode, gradients cleared.
+    def freeze_blocks(self, indices: Iterable[int]) -> None:
+        """Freeze the blocks ``indices``: no gradient, eval mode, gradients cleared.
 
         Clearing ``.grad`` keeps an optimiser from applying a gradient left from before.
+        Raises ``ValueError`` unless every index is in [0, freezable_blocks) and every block
+        frozen before is among them: the frozen blocks never change back.
+        """
+        chosen = frozenset(indices)
+        outside = sorted(index for index in chosen if not 0 <= index < self.freezable_blocks)
+        if outside:
+            raise ValueError(
+                f"frozen blocks must be in [0, {self.freezable_blocks}) (the blocks before the "
+                f"last stage), got {outside}"
+            )
+        if not self.frozen <= chosen:
+            raise ValueError(
+                f"frozen blocks stay frozen: {sorted(self.frozen - chosen)} are missing from "
+                f"{sorted(chosen)}"
+            )
+        for index in sorted(chosen - self.frozen):
+            for module in self._submodules(index, index + 1):
+                module.requires_grad_(False).eval()
+                for param in module.parameters():
+                    param.grad = None
+            for param in self._own_parameters(index, index + 1):
+                param.requires_grad_(False)
+                param.grad = None
+        self.frozen = chosen
+
+    def freeze_prefix(self, depth: int) -> None:
+        """Freeze the first ``depth`` blocks besides those frozen already (``freeze_blocks``).
+
         Raises ``ValueError`` unless ``frozen_depth <= depth <= freezable_blocks``: the frozen
         depth never decreases.
         """
@@ -145,27 +184,23 @@ class BlockBackbone(nn.Module, ABC):
             raise ValueError(
                 f"frozen depth never decreases: {depth} < current depth {self.frozen_depth}"
             )
-        for module in self._submodules(stop=depth):
-            module.requires_grad_(False).eval()
-            for param in module.parameters():
-                param.grad = None
-        for param in self._own_parameters(stop=depth):
-            param.requires_grad_(False)
-            param.grad = None
-        self.frozen_depth = depth
+        self.freeze_blocks(self.frozen | set(range(depth)))
 
     def train(self: _Self, mode: bool = True) -> _Self:
         """Set the training mode; the frozen blocks stay in eval mode whatever ``mode`` is."""
         super().train(mode)
-        for module in self._submodules(stop=self.frozen_depth):
-            module.eval()
+        for index in self.frozen:
+            for module in self._submodules(index, index + 1):
+                module.eval()
         return self
 
     def forward(self, x: Tensor, start: int = 0) -> Tensor:
         """Blocks ``start:`` of ``x``, then pooling: (N, C, H, W) -> (N, feature_dim).
 
         ``x`` is the images when ``start`` is 0, else the output of the first ``start`` blocks
-        (:meth:`prefix_features`). The frozen blocks run under ``no_grad``.
+        (:meth:`prefix_features`). The frozen prefix runs under ``no_grad``; a frozen block
+        after it runs with autograd, which passes the gradient on without its weight
+        gradients.
         """
         unfrozen = max(start, self.frozen_depth)
         with torch.no_grad():
@@ -210,3 +245,17 @@ class BlockBackbone(nn.Module, ABC):
             x = self.apply_block(index, x)
             features.append(self.summarise(x))
         return features
+
+    @torch.no_grad()
+    def block_inputs(self, images: Tensor) -> Iterator[Tensor]:
+        """Each block's input for ``images`` (N, C_in, H, W), in block order, one at a time.
+
+        The first block's input is ``images``, block b's the output of block b - 1: (N, C, H, W)
+        for a convolutional block, tokens (N, T, D) for a ViT block. Computed lazily, so that
+        only one block's input is held at a time; runs in the current mode without autograd.
+        """
+        x = images
+        for index in range(len(self._paths())):
+            if index:
+                x = self.apply_block(index - 1, x)
+            yield x

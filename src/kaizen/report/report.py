@@ -92,29 +92,44 @@ def _tasks_section(document: Document, run: Run) -> None:
     )
 
 
+_MEASURES = {
+    "covariance": "the alignment of the channel covariances of the block's pooled output on "
+    "current-task images and on buffered earlier images",
+    "subspace": "the share of the block's inputs on current-task images that lies in the "
+    "subspace of the earlier tasks' inputs (TRGP)",
+}
+
+
 def _freezing_section(document: Document, run: Run) -> None:
-    """Each task's block correlation ratios and frozen depth, when the run froze layers."""
+    """Each task's block correlation ratios, the frozen blocks marked, when the run froze
+    layers."""
     measured = [task for task in run.results["tasks"] if "freeze" in task.get("parts", {})]
     if not measured:
         return
-    blocks = measured[0]["parts"]["freeze"]["blocks"]
+    first = measured[0]["parts"]["freeze"]
+    blocks = first["blocks"]
+    # results of an earlier release name neither the measure nor the frozen blocks
+    measure = first.get("measure", "covariance")
     document.heading("Layer freezing")
     document.paragraph(
-        "Correlation ratio of each backbone block between current-task and earlier images, "
-        "measured at the start of the task with the previous task's model; the frozen depth is "
-        "the number of leading blocks trained no more from that task on."
+        f"Correlation ratio of each backbone block ({measure} measure: {_MEASURES[measure]}), "
+        "measured at the start of the task with the previous task's model; * marks the blocks "
+        "frozen from that task on."
     )
-    document.table(
-        ["task", "frozen depth", *blocks],
-        [
+    rows = []
+    for task in measured:
+        freeze = task["parts"]["freeze"]
+        frozen = freeze.get("frozen", blocks[: freeze["frozen_depth"]])
+        rows.append(
             [
                 str(task["task"]),
-                str(task["parts"]["freeze"]["frozen_depth"]),
-                *(cell(ratio, digits=3) for ratio in task["parts"]["freeze"]["ratios"]),
+                *(
+                    cell(ratio, digits=3) + ("*" if block in frozen else "")
+                    for block, ratio in zip(blocks, freeze["ratios"], strict=True)
+                ),
             ]
-            for task in measured
-        ],
-    )
+        )
+    document.table(["task", *blocks], rows)
 
 
 def _costs_section(document: Document, run: Run) -> None:
