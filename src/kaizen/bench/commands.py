@@ -183,9 +183,8 @@ def run_bench_freezing(args: argparse.Namespace, console: Console) -> int:
     """Handler of ``kaizen bench-freezing``: LUMP with and without freezing, JSON report."""
     config = bench_config(args)
     check_hardware(config.train)
-    depths = [int(depth) for depth in args.depths.split(",")]
-    console.print(f"timing task 1 of plain LUMP, then frozen at depths {depths}")
-    record = measure_freezing(config, depths, args.steps)
+    console.print(f"timing task 1 of plain LUMP, then frozen at depths {args.depths}")
+    record = measure_freezing(config, args.depths, args.steps)
     for line in summary(record):
         console.print(line)
     out = Path(args.out or f"benchmarks/results/freezing-{bench_device(config).type}.json")
@@ -201,6 +200,16 @@ def run_bench_freezing(args: argparse.Namespace, console: Console) -> int:
     write_report({**header, **record}, out)
     console.print(f"results written to {out}")
     return 0
+
+
+def _depths(text: str) -> list[int]:
+    try:
+        depths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated depths, got {text!r}") from None
+    if min(depths) < 1:
+        raise argparse.ArgumentTypeError(f"depths must be at least 1, got {text!r}")
+    return depths
 
 
 def _positive(text: str) -> int:
@@ -316,6 +325,7 @@ def _register_freezing(subparsers: argparse._SubParsersAction) -> None:
     )
     freezing.add_argument(
         "--depths",
+        type=_depths,
         default=FREEZING_DEPTHS,
         help=f"frozen depths to time, comma-separated (default {FREEZING_DEPTHS}; ResNet-18 "
         "blocks: stem, layer1.0, layer1.1, ..., layer3.1 may be frozen)",
