@@ -1,37 +1,102 @@
 #!/usr/bin/env bash
 # The measurements of docs/efficiency.md: each strategy without and with progressive layer
-# freezing at several thresholds, on Fashion-MNIST (the fmnist presets), 3 seeds, one run at a
-# time so that the training times are comparable. Usage: bash benchmarks/efficiency/run.sh [ROOT]
-# (default runs/efficiency). Runs already complete are skipped, so it can be re-run to finish.
-# Then `python benchmarks/efficiency/table.py ROOT` prints the tables of docs/efficiency.md.
+# freezing on Fashion-MNIST (the fmnist presets), one run at a time so that the training times
+# are comparable, in two stages so that the threshold is chosen before the comparison:
+#
+#   1. selection, seeds 0 1 2: plain and every freezing variant at every candidate threshold;
+#      choose.py then picks, per strategy and variant, the threshold with the largest whole-run
+#      backward-FLOPs saving whose accuracy is within one standard deviation of plain
+#      (ROOT/choice.json);
+#   2. comparison, seeds 3 4 5 (which took no part in the choice): plain and each variant at
+#      its chosen threshold.
+#
+# Usage: bash benchmarks/efficiency/run.sh [ROOT] (default runs/efficiency). Runs already
+# complete are skipped, so it can be re-run to finish. Then
+# `python benchmarks/efficiency/table.py ROOT` prints the comparison and the selection tables.
+# DRY_RUN=1 prints the commands instead of running them (the comparison stage reads
+# ROOT/choice.json when there is one, else shows CHOSEN for the threshold). EXTRA_VARIANTS adds
+# freezing variants, ';'-separated (see `variants` below).
 set -euo pipefail
 root=${1:-runs/efficiency}
 kaizen=${KAIZEN:-.venv/bin/kaizen}
-seeds=(0 1 2)
+python=${PYTHON:-.venv/bin/python}
+here=$(dirname "$0")
+selection_seeds=(0 1 2)
+comparison_seeds=(3 4 5)
 thresholds=(0.8 0.9 0.95)
 
 # (name, ssl, strategy): LUMP with SimSiam and Barlow Twins, Kaizen with the demo's SimCLR.
 pairs=("simsiam-lump simsiam lump" "barlow-lump barlow lump" "simclr-kaizen simclr kaizen")
 
+# Freezing variants: a name, then the overrides that make it (besides freeze.enabled=true and
+# freeze.threshold). Extend the list with the measures and selections the freeze section offers,
+# e.g. "subspace-ranking freeze.measure=subspace freeze.selection=ranking".
+variants=("covariance-prefix")
+if [[ -n ${EXTRA_VARIANTS:-} ]]; then
+  IFS=';' read -r -a extra <<<"$EXTRA_VARIANTS"
+  variants+=("${extra[@]}")
+fi
+
+run() {
+  if [[ ${DRY_RUN:-0} == 1 ]]; then
+    echo "$*"
+  else
+    "$@"
+  fi
+}
+
+# sweep STAGE NAME SSL STRATEGY SEED DIR [OVERRIDES...]: one run into ROOT/STAGE/NAME/DIR.
+sweep() {
+  local stage=$1 name=$2 ssl=$3 strategy=$4 seed=$5 dir=$6
+  shift 6
+  run "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seed" \
+    --out "$root/$stage/$name/$dir" train.progress=false "$@"
+}
+
+# freeze STAGE NAME SSL STRATEGY SEED VARIANT THRESHOLD: one freezing run.
+freeze() {
+  local stage=$1 name=$2 ssl=$3 strategy=$4 seed=$5 variant=$6 threshold=$7
+  read -r -a made <<<"$variant"
+  sweep "$stage" "$name" "$ssl" "$strategy" "$seed" "freeze-${made[0]}-$threshold" \
+    freeze.enabled=true "freeze.threshold=$threshold" "${made[@]:1}"
+}
+
+# Seed by seed, the plain run and then each variant's: a drift of the machine's speed reaches
+# every variant alike instead of the variant that happens to run last.
 for pair in "${pairs[@]}"; do
   read -r name ssl strategy <<<"$pair"
-  # Seed by seed, the plain run and then each threshold's: a drift of the machine's speed
-  # reaches every variant alike instead of the variant that happens to run last.
-  for seed in "${seeds[@]}"; do
-    "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seed" \
-      --out "$root/$name/plain" train.progress=false
-    for threshold in "${thresholds[@]}"; do
-      "$kaizen" sweep fmnist --ssl "$ssl" --strategies "$strategy" --seeds "$seed" \
-        --out "$root/$name/freeze-$threshold" train.progress=false \
-        freeze.enabled=true "freeze.threshold=$threshold"
+  for seed in "${selection_seeds[@]}"; do
+    sweep selection "$name" "$ssl" "$strategy" "$seed" plain
+    for variant in "${variants[@]}"; do
+      for threshold in "${thresholds[@]}"; do
+        freeze selection "$name" "$ssl" "$strategy" "$seed" "$variant" "$threshold"
+      done
     done
   done
-  runs=("$root/$name"/{plain,freeze-*}/"$ssl-$strategy"-seed*)
-  # LUMP trains no classifier: its accuracy is the task-aware kNN it reports.
-  if [[ $strategy == lump ]]; then
-    "$kaizen" compare "${runs[@]}" --probe knn-task --out "$root/$name/compare"
-  else
-    "$kaizen" compare "${runs[@]}" --out "$root/$name/compare"
-  fi
-  "$kaizen" compare "${runs[@]}" --probe knn --out "$root/$name/compare-knn"
+done
+
+choice=$root/choice.json
+if [[ ${DRY_RUN:-0} == 1 && ! -d $root/selection ]]; then
+  echo "$python $here/choose.py $root/selection $choice"
+else
+  "$python" "$here/choose.py" "$root/selection" "$choice" >/dev/null
+fi
+
+for pair in "${pairs[@]}"; do
+  read -r name ssl strategy <<<"$pair"
+  for seed in "${comparison_seeds[@]}"; do
+    sweep comparison "$name" "$ssl" "$strategy" "$seed" plain
+    for variant in "${variants[@]}"; do
+      read -r -a made <<<"$variant"
+      chosen=CHOSEN  # a dry run before any selection run shows where the choice goes
+      if [[ -f $choice ]]; then
+        chosen=$("$python" "$here/choose.py" --read "$choice" "$name" "${made[0]}")
+      fi
+      if [[ -z $chosen ]]; then
+        echo "run.sh: no threshold of $name ${made[0]} kept plain's accuracy; not compared" >&2
+        continue
+      fi
+      freeze comparison "$name" "$ssl" "$strategy" "$seed" "$variant" "$chosen"
+    done
+  done
 done

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The prepared GPU check: on a bare GPU machine, inside a time budget (8 minutes by default), it
 # installs what is missing from .gpu-carry/ (made by benchmarks/gpu/fetch-wheels.sh), runs the
-# tests marked gpu, benchmarks the paper's Kaizen step against the conventional pipeline, and
-# spends the rest of the budget on the 5-task Fashion-MNIST comparison. Every part writes one JSON
+# tests marked gpu, benchmarks the paper's Kaizen step against the conventional pipeline, times
+# LUMP with and without progressive layer freezing, and spends the rest of the budget on the
+# 5-task Fashion-MNIST comparison. Every part writes one JSON
 # file under $OUT with the device, the torch and CUDA versions and its command.
 #
 #   bash benchmarks/gpu/check.sh               # on the GPU machine, with .gpu-carry carried
@@ -36,6 +37,10 @@ if [ "$dry_run" -eq 1 ]; then
   tests_timeout=300
   bench_options=(--device cpu --backbone convnet --steps 1 --warmup 1 --workers 1 --repeats 1
     train.num_threads=2 ssl.queue_size=256 data.synthetic.train_per_class=20 eval.batch_size=64)
+  freezing_options=(--device cpu --backbone convnet --width 0.25 --batch-size 32 --steps 1
+    --depths 3 --precision 32 train.num_threads=2 strategy.buffer_size=32
+    data.synthetic.image_size=16 ssl.proj_hidden_dim=64 ssl.proj_output_dim=64
+    ssl.pred_hidden_dim=32 model.classifier_hidden_dim=32)
   comparison=(data.train_per_class=40 data.test_per_class=20 train.batch_size=32
     replay.batch_size=8 eval.probes=[] train.accelerator=cpu)
   comparison_runs_seconds=60
@@ -50,13 +55,14 @@ else
   export KAIZEN_DATA_ROOT="$PWD/.gpu-carry/fashion-mnist"
   bench_options=(--device cuda --precision bf16-mixed --steps 50 --warmup 10 --workers 6
     --repeats 1)
+  freezing_options=(--device cuda --steps 50 --depths 3,5,7)
   comparison=(train.accelerator=cuda train.num_threads=null)
   comparison_runs_seconds=0  # whatever is left of the budget
 fi
 kaizen=("$python" -m kaizen.cli)
 stamp() { "$python" benchmarks/gpu/report.py "$@"; }
 
-say "1/3 tests marked gpu"
+say "1/4 tests marked gpu"
 tests_command="$python -m pytest -m gpu tests -q -rs -p no:cacheprovider"
 timeout "$tests_timeout" $tests_command --junitxml "$work/gpu-tests.xml" 2>&1 | tail -n 15
 if [ -f "$work/gpu-tests.xml" ]; then
@@ -65,7 +71,7 @@ else
   echo "check.sh: the gpu tests wrote no report" >&2; failures=$((failures + 1))
 fi
 
-say "2/3 kaizen bench on $device"
+say "2/4 kaizen bench on $device"
 bench_command="kaizen bench ${bench_options[*]} --paper-run --out $out/bench-$device.json"
 if timeout 200 "${kaizen[@]}" bench "${bench_options[@]}" --paper-run --out "$out/bench-$device.json"; then
   stamp stamp "$out/bench-$device.json" "$bench_command" || failures=$((failures + 1))
@@ -73,7 +79,16 @@ else
   echo "check.sh: kaizen bench failed" >&2; failures=$((failures + 1))
 fi
 
-say "3/3 Fashion-MNIST comparison (SimCLR; finetune, cassle, kaizen) in what is left"
+say "3/4 LUMP (SimSiam, ResNet-18) with and without freezing on $device"
+freezing_command="kaizen bench-freezing ${freezing_options[*]} --out $out/freezing-$device.json"
+if timeout 200 "${kaizen[@]}" bench-freezing "${freezing_options[@]}" \
+    --out "$out/freezing-$device.json"; then
+  stamp stamp "$out/freezing-$device.json" "$freezing_command" || failures=$((failures + 1))
+else
+  echo "check.sh: kaizen bench-freezing failed" >&2; failures=$((failures + 1))
+fi
+
+say "4/4 Fashion-MNIST comparison (SimCLR; finetune, cassle, kaizen) in what is left"
 common=(data.test_per_class=1000 train.progress=false "${comparison[@]}")
 calibration="$work/calibration"
 if timeout "$(( $(left) > 30 ? $(left) - 20 : 10 ))" "${kaizen[@]}" run fmnist-simclr-kaizen \

@@ -246,3 +246,19 @@ def test_the_paper_run_counts_its_steps_and_evaluated_images() -> None:
     assert plan["total_minutes"] == pytest.approx(43.0 / 60)
     # the paper's run: 5 x 500 epochs of 39 full batches
     assert PaperRun().steps == 5 * 500 * 39
+
+
+def test_bench_freezing_defaults_to_resnet18_lump_at_batch_256_and_checks_depths() -> None:
+    args = _parser().parse_args(["bench-freezing", "--device", "cpu"])
+    assert args.depths == [3, 5, 7]
+    config = bench_config(args)
+    assert (config.strategy.name, config.ssl.method) == ("lump", "simsiam")
+    assert (config.model.backbone, config.model.stem, config.train.batch_size) == (
+        "resnet18",
+        "cifar",
+        256,
+    )
+    assert config.data.name == "synthetic" and config.data.synthetic.image_size == 32
+    for bad in ("3,x", "0,3"):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(["bench-freezing", "--depths", bad])

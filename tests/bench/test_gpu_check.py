@@ -28,6 +28,7 @@ def test_the_gpu_check_dry_run_writes_every_part(tmp_path: Path) -> None:
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "bench-cpu.json",
         "fmnist-comparison.json",
+        "freezing-cpu.json",
         "gpu-tests.json",
     ]
     records = {path.stem: json.loads(path.read_text()) for path in tmp_path.iterdir()}
@@ -38,6 +39,16 @@ def test_the_gpu_check_dry_run_writes_every_part(tmp_path: Path) -> None:
     assert tests["total"] == tests["skipped"] >= 7 and tests["failed"] == 0
     bench = records["bench-cpu"]
     assert bench["speedup"] > 0 and bench["paper_run"]["total_minutes"] > 0
+    freezing = records["freezing-cpu"]
+    assert freezing["frozen"]["depth-3"]["frozen_depth"] == 3
+    assert freezing["plain"]["frozen_depth"] == 0
+    # three frozen stages skip their weight gradients: fewer backward FLOPs, whatever the clock
+    assert freezing["savings"]["depth-3"]["backward_flops"] > 0
+    assert freezing["paper_savings"] == {
+        "seconds_per_step": 0.12,
+        "step_memory_bytes": 0.23,
+        "backward_flops": 0.35,
+    }
     comparison = records["fmnist-comparison"]
     assert sorted(comparison["runs"]) == [
         "simclr-cassle-seed0",

@@ -17,18 +17,29 @@ from rich.console import Console
 
 from kaizen.api import resolve_config
 from kaizen.bench import tables
+from kaizen.bench.freezing import measure_freezing, summary
 from kaizen.bench.layouts import compare_layouts
 from kaizen.bench.paper_run import extrapolate, measure_evaluation
 from kaizen.bench.profile import profile_kaizen_step
 from kaizen.bench.reference import measure_reference_input, measure_reference_step
-from kaizen.bench.report import build_report, median_run, write_report
+from kaizen.bench.report import (
+    build_report,
+    command_line,
+    device_name,
+    machine_info,
+    median_run,
+    write_report,
+)
 from kaizen.bench.scaling import measure_task_scaling
 from kaizen.bench.throughput import bench_device, measure_kaizen_input, measure_kaizen_step
 from kaizen.config import RunConfig, build_config
 from kaizen.engine.hardware import check_hardware
 from kaizen.presets import load_preset
+from kaizen.version import __version__
 
 BENCH_PRESET = "cifar100-mocov2plus-kaizen"
+FREEZING_PRESET = "cifar10-simsiam-lump"
+FREEZING_DEPTHS = "3,5,7"
 BENCH_DATA = {
     "name": "synthetic",
     "train_per_class": None,
@@ -168,6 +179,39 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def run_bench_freezing(args: argparse.Namespace, console: Console) -> int:
+    """Handler of ``kaizen bench-freezing``: LUMP with and without freezing, JSON report."""
+    config = bench_config(args)
+    check_hardware(config.train)
+    console.print(f"timing task 1 of plain LUMP, then frozen at depths {args.depths}")
+    record = measure_freezing(config, args.depths, args.steps)
+    for line in summary(record):
+        console.print(line)
+    out = Path(args.out or f"benchmarks/results/freezing-{bench_device(config).type}.json")
+    header = {
+        "machine": machine_info(config.train.num_threads or torch.get_num_threads()),
+        "device": device_name(bench_device(config)),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "kaizen": __version__,
+        "command": command_line(),
+        "steps_per_task": args.steps,
+    }
+    write_report({**header, **record}, out)
+    console.print(f"results written to {out}")
+    return 0
+
+
+def _depths(text: str) -> list[int]:
+    try:
+        depths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated depths, got {text!r}") from None
+    if min(depths) < 1:
+        raise argparse.ArgumentTypeError(f"depths must be at least 1, got {text!r}")
+    return depths
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -252,3 +296,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--out", help=f"JSON report (default {DEFAULT_OUT})")
     bench.set_defaults(handler=run_bench)
+    _register_freezing(subparsers)
+
+
+def _register_freezing(subparsers: argparse._SubParsersAction) -> None:
+    freezing = subparsers.add_parser(
+        "bench-freezing",
+        help="training time, memory and backward FLOPs of LUMP with and without freezing",
+        description="Time task 1 of a two-task LUMP run on synthetic 32x32 images, plain and "
+        "with progressive layer freezing forced to each of --depths blocks: seconds per "
+        "step, the freezing probe, one step's memory peak (CUDA: the allocator's) and "
+        "backward FLOPs, each saving beside the paper's; writes a JSON report.",
+    )
+    freezing.add_argument(
+        "overrides", nargs="*", help="dotted settings applied last, e.g. train.num_threads=2"
+    )
+    freezing.add_argument(
+        "--preset",
+        default=FREEZING_PRESET,
+        help=f"a LUMP preset or YAML file (default {FREEZING_PRESET}: SimSiam, ResNet-18 "
+        "CIFAR stem, batch 256)",
+    )
+    freezing.add_argument("--backbone", choices=("resnet18", "resnet50", "convnet"))
+    freezing.add_argument("--width", type=float, help="backbone width multiplier")
+    freezing.add_argument("--batch-size", type=int, help="current-task images per step")
+    freezing.add_argument(
+        "--steps", type=_positive, default=50, help="steps of each task (default 50)"
+    )
+    freezing.add_argument(
+        "--depths",
+        type=_depths,
+        default=FREEZING_DEPTHS,
+        help=f"frozen depths to time, comma-separated (default {FREEZING_DEPTHS}; ResNet-18 "
+        "blocks: stem, layer1.0, layer1.1, ..., layer3.1 may be frozen)",
+    )
+    freezing.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
+    )
+    freezing.add_argument(
+        "--precision",
+        choices=("32", "bf16-mixed", "16-mixed"),
+        help="default: the preset's",
+    )
+    freezing.add_argument(
+        "--out", help="JSON report (default benchmarks/results/freezing-<device>.json)"
+    )
+    freezing.set_defaults(handler=run_bench_freezing, replay_batch_size=None, channels_last=None)

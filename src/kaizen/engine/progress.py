@@ -8,6 +8,8 @@ squeezed into 80 columns and cut.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import torch
@@ -139,22 +141,35 @@ def log_task_accuracies(fabric: Fabric, task: int, accuracies: list[float]) -> N
 
 
 class TaskClock:
-    """A task's wall time and training time, carried over a resume by the checkpoint.
+    """A task's wall time, training time and the time of its parts' hooks, carried over a
+    resume by the checkpoint.
 
-    ``before`` holds the seconds of the task's earlier processes (``wall``, ``train``);
-    training starts counting at :meth:`start_training`.
+    ``before`` holds the seconds of the task's earlier processes (``wall``, ``train``: the
+    training loop, ``hooks``: the method's parts at the task's start and end); training starts
+    counting at :meth:`start_training`, a hook's time in :meth:`timing_hooks`.
     """
 
     def __init__(self, before: dict[str, float] | None = None) -> None:
-        self.before = dict(before) if before else {"wall": 0.0, "train": 0.0}
+        self.before = {"wall": 0.0, "train": 0.0, "hooks": 0.0, **(before or {})}
         self.wall_start = self.train_start = time.perf_counter()
+        self.hook_seconds = 0.0
 
     def start_training(self) -> None:
         self.train_start = time.perf_counter()
+
+    @contextmanager
+    def timing_hooks(self) -> Iterator[None]:
+        """Add the time of the ``with`` block (the parts' task start or end) to ``hooks``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.hook_seconds += time.perf_counter() - started
 
     def read(self) -> dict[str, float]:
         now = time.perf_counter()
         return {
             "wall": self.before["wall"] + now - self.wall_start,
             "train": self.before["train"] + now - self.train_start,
+            "hooks": self.before["hooks"] + self.hook_seconds,
         }

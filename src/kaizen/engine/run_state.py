@@ -118,20 +118,22 @@ class RunState:
         flops: BackwardFlops,
         step_memory: LiveTensorPeak,
     ) -> None:
-        """What the task of ``record`` cost: ``seconds`` of wall time and of training
-        (``wall``, ``train``), the memory peak and how it was measured, and one step's backward
-        FLOPs and live-tensor peak."""
+        """What the task of ``record`` cost: ``seconds`` of wall time, of the training loop and
+        of the parts' hooks at the task's start and end (``wall``, ``train``, ``hooks``; the
+        charged training time is loop plus hooks), the memory peak and how it was measured, and
+        one step's backward FLOPs and live-tensor peak."""
         self.result.costs.append(
             TaskCost(
                 record.task,
                 seconds["wall"],
-                seconds["train"],
+                seconds["train"] + seconds["hooks"],
                 record.images_seen,
                 memory[0],
                 memory[1],
                 flops.total,
                 step_memory.bytes,
                 step_memory.method,
+                seconds["hooks"],
             )
         )
 

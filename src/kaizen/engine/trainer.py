@@ -173,20 +173,23 @@ class ContinualTrainer:
             self.store.save(state, position)
         self.fabric.barrier()
 
-    def _start_task(self, task: Task, resumed: bool) -> None:
-        """A fresh or grown learner where the task asks for one, then every part's start."""
+    def _start_task(self, task: Task, resumed: bool, clock: TaskClock) -> None:
+        """A fresh or grown learner where the task asks for one, then every part's start; the
+        parts' time is charged to the task's training (``clock``'s hooks)."""
         method, stream = self.method, self.stream
         if not resumed and task.index > 0 and method.fresh_learner:
             self._set_learner(self.learners.new(task.index))
         elif not resumed and stream.learner_grows_at(task.index):
             self._set_learner(self.learners.grown(self.learner, task.index))
             self.context.task = task
-            for part in method.parts:
-                part.classes_grown(self.context)
+            with clock.timing_hooks():
+                for part in method.parts:
+                    part.classes_grown(self.context)
         self.context.task = task
         if not resumed:
-            for part in method.parts:
-                part.start_task(self.context)
+            with clock.timing_hooks():
+                for part in method.parts:
+                    part.start_task(self.context)
 
     def _run_task(
         self,
@@ -198,7 +201,7 @@ class ContinualTrainer:
         """Train ``task`` from ``start``, evaluate, record, checkpoint."""
         config, fabric, stream, method = self.config, self.fabric, self.stream, self.method
         clock = TaskClock(resumed["task_clock"] if resumed else None)
-        self._start_task(task, resumed is not None)
+        self._start_task(task, resumed is not None, clock)
         run = prepare_task(
             config,
             fabric,
@@ -274,17 +277,18 @@ class ContinualTrainer:
     ) -> None:
         """End the task in every part, evaluate, record, write results and checkpoint.
 
-        The task's training time is read before the parts' end and the evaluation; its wall
-        time after both.
+        The training loop's time is read before the parts' end and the evaluation; the parts'
+        end is timed as a hook (charged to training), the wall time is read after both.
         """
         train_seconds = clock.read()["train"]
-        for part in self.method.parts:
-            part.end_task(self.context)
+        with clock.timing_hooks():
+            for part in self.method.parts:
+                part.end_task(self.context)
         evaluation = self.evaluator.evaluate(self.learner, task, self.state.previous_correct)
         self.state.previous_correct = evaluation.correct
         reports = {part.name: part.report() for part in self.method.parts if part.report()}
         record = self.state.record_task(task, evaluation, steps, steps * images_per_step, reports)
-        seconds = {"wall": clock.read()["wall"], "train": train_seconds}
+        seconds = {**clock.read(), "train": train_seconds}
         memory = peak_memory(self.fabric.device)
         self.state.record_costs(record, seconds, memory, *step_costs)
         log_task_accuracies(self.fabric, task.index, record.accuracies)
@@ -293,4 +297,4 @@ class ContinualTrainer:
             for hook in self.hooks:
                 hook.task_finished(task, self.learner, evaluation.correct)
         reached(f"task-end {task.index}")
-        self._save(Position(task.index + 1, 0, 0), None, None, {"wall": 0.0, "train": 0.0})
+        self._save(Position(task.index + 1, 0, 0), None, None, TaskClock().before)

@@ -45,7 +45,14 @@ class TaskRecord:
 @dataclass(frozen=True)
 class TaskCost:
     """What one task cost: wall time of the whole task, of training alone, and peak memory; and
-    for one training step, its backward FLOPs and the peak of its live training tensors."""
+    for one training step, its backward FLOPs and the peak of its live training tensors.
+
+    ``train_seconds`` is the time charged to training: the training loop plus ``hook_seconds``,
+    the time the method's parts spent at the task's start and end (a freezing part's
+    correlation probe, a replay buffer's update, a classifier alignment). Records written
+    before the hooks were timed lack ``hook_seconds`` and their ``train_seconds`` is the loop
+    alone.
+    """
 
     task: int
     wall_seconds: float
@@ -56,6 +63,7 @@ class TaskCost:
     backward_flops_per_step: int
     step_peak_memory_bytes: int
     step_memory_kind: str
+    hook_seconds: float = 0.0
 
 
 @dataclass

@@ -60,16 +60,31 @@ def spread(values: Sequence[float]) -> Spread:
 
 
 @dataclass(frozen=True)
+class TrainingCosts:
+    """The training costs of a run's tasks from one on, averaged over seeds.
+
+    ``train_seconds`` sums the tasks' charged training times (costs.json ``train_seconds``),
+    ``backward_flops`` sums each task's measured backward FLOPs per step times its steps,
+    ``step_memory_bytes`` is the largest measured peak of a step's live training tensors and
+    ``mean_step_memory_bytes`` the mean of those peaks over the tasks.
+    """
+
+    train_seconds: float
+    backward_flops: float
+    step_memory_bytes: float
+    mean_step_memory_bytes: float
+
+
+@dataclass(frozen=True)
 class Costs:
     """Totals over the tasks of a run, averaged over seeds.
 
     Wall time and peak memory come from costs.json and are None when a run of the group has no
-    costs.json; images come from the per-task records of results.json. Over tasks 1..T (where
-    freezing acts): ``train_seconds`` sums the training times, ``backward_flops`` sums each
-    task's measured backward FLOPs per step times its steps, ``step_memory_bytes`` is the
-    largest measured peak of a step's live training tensors and ``mean_step_memory_bytes`` the
-    mean of those peaks over the tasks (what progressive freezing lowers task after task);
-    None for runs that did not measure them.
+    costs.json; images come from the per-task records of results.json. ``train_seconds``,
+    ``backward_flops``, ``step_memory_bytes`` and ``mean_step_memory_bytes`` are those of
+    :class:`TrainingCosts` over tasks 1..T (where freezing acts; the mean is what progressive
+    freezing lowers task after task), ``whole_run`` the same over tasks 0..T; None for runs
+    that did not measure them.
     """
 
     wall_seconds: float | None
@@ -79,6 +94,7 @@ class Costs:
     backward_flops: float | None = None
     step_memory_bytes: float | None = None
     mean_step_memory_bytes: float | None = None
+    whole_run: TrainingCosts | None = None
 
 
 BUDGET_KEYS = ("train.epochs", "data.train_per_class")
@@ -199,6 +215,28 @@ class Group:
         return " ".join(map(str, self.seeds))
 
 
+def _training_costs(
+    tables: Sequence[Sequence[dict[str, Any]]], runs: Sequence[Run], first: int
+) -> TrainingCosts | None:
+    """:class:`TrainingCosts` of tasks ``first``.. of the costs.json ``tables`` of ``runs``;
+    None when a run has no such task or did not measure a step's costs."""
+    chosen = [tasks[first:] for tasks in tables]
+    if not all(chosen) or any("backward_flops_per_step" not in t for ts in chosen for t in ts):
+        return None
+    steps = [{r["task"]: r["steps"] for r in run.results["tasks"]} for run in runs]
+    return TrainingCosts(
+        statistics.fmean(sum(t["train_seconds"] for t in tasks) for tasks in chosen),
+        statistics.fmean(
+            sum(t["backward_flops_per_step"] * count[t["task"]] for t in tasks)
+            for tasks, count in zip(chosen, steps, strict=True)
+        ),
+        statistics.fmean(max(t["step_peak_memory_bytes"] for t in tasks) for tasks in chosen),
+        statistics.fmean(
+            statistics.fmean(t["step_peak_memory_bytes"] for t in tasks) for tasks in chosen
+        ),
+    )
+
+
 def _costs(runs: Sequence[Run]) -> Costs:
     images = statistics.fmean(
         sum(task["images_seen"] for task in run.results["tasks"]) for run in runs
@@ -208,23 +246,39 @@ def _costs(runs: Sequence[Run]) -> Costs:
         return Costs(None, images, None)
     wall = statistics.fmean(sum(task["wall_seconds"] for task in tasks) for tasks in tables)
     peak = statistics.fmean(max(task["peak_memory_bytes"] for task in tasks) for tasks in tables)
-    later = [tasks[1:] for tasks in tables]
-    if not all(later) or any("backward_flops_per_step" not in t for ts in later for t in ts):
+    later = _training_costs(tables, runs, 1)
+    if later is None:
         return Costs(wall, images, peak)
-    steps = [{r["task"]: r["steps"] for r in run.results["tasks"]} for run in runs]
     return Costs(
         wall,
         images,
         peak,
-        statistics.fmean(sum(t["train_seconds"] for t in tasks) for tasks in later),
-        statistics.fmean(
-            sum(t["backward_flops_per_step"] * count[t["task"]] for t in tasks)
-            for tasks, count in zip(later, steps, strict=True)
-        ),
-        statistics.fmean(max(t["step_peak_memory_bytes"] for t in tasks) for tasks in later),
-        statistics.fmean(
-            statistics.fmean(t["step_peak_memory_bytes"] for t in tasks) for tasks in later
-        ),
+        later.train_seconds,
+        later.backward_flops,
+        later.step_memory_bytes,
+        later.mean_step_memory_bytes,
+        _training_costs(tables, runs, 0),
+    )
+
+
+@dataclass(frozen=True)
+class Savings:
+    """1 - variant / plain of each of :class:`TrainingCosts` (None where either lacks it)."""
+
+    train_time: float | None
+    backward_flops: float | None
+    step_memory: float | None
+    mean_step_memory: float | None
+
+
+def _savings(own: TrainingCosts | None, plain: TrainingCosts | None) -> Savings:
+    if own is None or plain is None:
+        return Savings(None, None, None, None)
+    return Savings(
+        _saving(own.train_seconds, plain.train_seconds),
+        _saving(own.backward_flops, plain.backward_flops),
+        _saving(own.step_memory_bytes, plain.step_memory_bytes),
+        _saving(own.mean_step_memory_bytes, plain.mean_step_memory_bytes),
     )
 
 
@@ -233,7 +287,8 @@ class AgainstBase:
     """A variant group against the group of its plain strategy (same SSL method and budget).
 
     Savings are 1 - variant / plain of the costs over tasks 1..T (None where either did not
-    measure them); accuracy changes are variant mean - plain mean, per accuracy metric.
+    measure them) and, in ``whole_run``, over tasks 0..T, task 0 (never frozen) included;
+    accuracy changes are variant mean - plain mean, per accuracy metric.
     """
 
     base: str
@@ -242,6 +297,7 @@ class AgainstBase:
     step_memory_saving: float | None
     mean_step_memory_saving: float | None
     accuracy_change: dict[str, float]
+    whole_run: Savings
 
 
 def _against(group: Group, base: Group) -> AgainstBase:
@@ -253,6 +309,7 @@ def _against(group: Group, base: Group) -> AgainstBase:
         _saving(own.step_memory_bytes, plain.step_memory_bytes),
         _saving(own.mean_step_memory_bytes, plain.mean_step_memory_bytes),
         {name: group.accuracy[name].mean - base.accuracy[name].mean for name in ACCURACY_METRICS},
+        _savings(own.whole_run, plain.whole_run),
     )
 
 
