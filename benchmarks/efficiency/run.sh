@@ -15,7 +15,8 @@
 # `python benchmarks/efficiency/table.py ROOT` prints the comparison and the selection tables.
 # DRY_RUN=1 prints the commands instead of running them (the comparison stage reads
 # ROOT/choice.json when there is one, else shows CHOSEN for the threshold). EXTRA_VARIANTS adds
-# freezing variants, ';'-separated (see `variants` below).
+# freezing variants, ';'-separated (see `variants` below); PAIRS=simsiam-lump,... runs only
+# those of the (name, ssl, strategy) pairs.
 set -euo pipefail
 root=${1:-runs/efficiency}
 kaizen=${KAIZEN:-.venv/bin/kaizen}
@@ -23,15 +24,26 @@ python=${PYTHON:-.venv/bin/python}
 here=$(dirname "$0")
 selection_seeds=(0 1 2)
 comparison_seeds=(3 4 5)
-thresholds=(0.8 0.9 0.95)
 
 # (name, ssl, strategy): LUMP with SimSiam and Barlow Twins, Kaizen with the demo's SimCLR.
 pairs=("simsiam-lump simsiam lump" "barlow-lump barlow lump" "simclr-kaizen simclr kaizen")
+if [[ -n ${PAIRS:-} ]]; then
+  wanted=",$PAIRS,"
+  kept=()
+  for pair in "${pairs[@]}"; do
+    [[ $wanted == *",${pair%% *},"* ]] && kept+=("$pair")
+  done
+  pairs=("${kept[@]}")
+fi
 
-# Freezing variants: a name, then the overrides that make it (besides freeze.enabled=true and
-# freeze.threshold). Extend the list with the measures and selections the freeze section offers,
-# e.g. "subspace-ranking freeze.measure=subspace freeze.selection=ranking".
-variants=("covariance-prefix")
+# Freezing variants: a name, the candidate thresholds (','-separated), then the overrides that
+# make it (besides freeze.enabled=true and freeze.threshold). The covariance measure's ratios of
+# this backbone lie between 0.5 and 1; the subspace measure's ratio is the share of a block's
+# input norm in earlier tasks' input subspace (TRGP's criterion is 0.5).
+variants=(
+  "covariance-prefix 0.8,0.9,0.95"
+  "subspace-ranking 0.5,0.7,0.9 freeze.measure=subspace freeze.selection=ranking"
+)
 if [[ -n ${EXTRA_VARIANTS:-} ]]; then
   IFS=';' read -r -a extra <<<"$EXTRA_VARIANTS"
   variants+=("${extra[@]}")
@@ -58,7 +70,7 @@ freeze() {
   local stage=$1 name=$2 ssl=$3 strategy=$4 seed=$5 variant=$6 threshold=$7
   read -r -a made <<<"$variant"
   sweep "$stage" "$name" "$ssl" "$strategy" "$seed" "freeze-${made[0]}-$threshold" \
-    freeze.enabled=true "freeze.threshold=$threshold" "${made[@]:1}"
+    freeze.enabled=true "freeze.threshold=$threshold" "${made[@]:2}"
 }
 
 # Seed by seed, the plain run and then each variant's: a drift of the machine's speed reaches
@@ -68,6 +80,8 @@ for pair in "${pairs[@]}"; do
   for seed in "${selection_seeds[@]}"; do
     sweep selection "$name" "$ssl" "$strategy" "$seed" plain
     for variant in "${variants[@]}"; do
+      read -r -a made <<<"$variant"
+      IFS=',' read -r -a thresholds <<<"${made[1]}"
       for threshold in "${thresholds[@]}"; do
         freeze selection "$name" "$ssl" "$strategy" "$seed" "$variant" "$threshold"
       done
