@@ -184,7 +184,8 @@ def step_factor(epoch: int, milestones: list[int], decay: float) -> float:
 
 class TaskSchedule:
     """Sets every group's lr at each step of one task: :func:`lr_factor` (warm-up, cosine),
-    or with ``optim.schedule=step`` the warm-up and then :func:`step_factor`."""
+    or with ``optim.schedule=step`` the warm-up and then :func:`step_factor`, or with
+    ``optim.schedule=constant`` the warm-up and then the base lr."""
 
     def __init__(
         self,
@@ -205,6 +206,8 @@ class TaskSchedule:
         if self.config.schedule == "step" and step >= self.warmup_steps:
             epoch = step // self.steps_per_epoch
             factor = step_factor(epoch, self.config.milestones, self.config.lr_decay)
+        elif self.config.schedule == "constant" and step >= self.warmup_steps:
+            factor = 1.0
         else:
             factor = lr_factor(step, self.total_steps, self.warmup_steps, self.start, self.end)
         for group in self.optimizer.param_groups:
