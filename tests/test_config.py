@@ -7,8 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from kaizen.config import RunConfig, build_config, load_yaml, parse_override
+from kaizen.config import (
+    BarlowSettings,
+    RunConfig,
+    SimSiamSettings,
+    build_config,
+    load_yaml,
+    parse_override,
+)
 from kaizen.errors import ConfigError
+from kaizen.methods.strategies.lump import LumpSettings
 from kaizen.presets import load_preset, preset_names
 
 # ---------------------------------------------------------------------------- parse_override
@@ -371,6 +379,72 @@ def test_lump_presets_carry_the_papers_settings():
     kaizen10 = build_config(load_preset("cifar10-simclr-kaizen"))
     kaizen100 = build_config(load_preset("cifar100-simclr-kaizen"))
     assert kaizen10.optim == kaizen100.optim and kaizen10.scenario.num_tasks == 5
+
+
+LUMP_PRESETS = [
+    name for name in (*PAPER_PRESETS, *CIFAR10_PRESETS, *FMNIST_PRESETS) if name.endswith("-lump")
+]
+
+
+@pytest.mark.parametrize("name", LUMP_PRESETS)
+def test_lump_presets_run_what_lumps_released_code_ran(name):
+    """divyam3897/UCL at cfaa81d: models/mixup.py, utils/buffer.py, models/barlowtwins.py,
+    models/simsiam.py, augmentations/simsiam_aug.py, models/utils/continual_model.py, main.py,
+    tools/knn_monitor.py and its configs."""
+    config = build_config(load_preset(name))
+    optim, augment, lump, evaluation = config.optim, config.augment, config.strategy, config.eval
+    assert (optim.name, optim.lr, optim.weight_decay, optim.momentum) == ("sgd", 0.03, 5e-4, 0.9)
+    assert (optim.schedule, optim.warmup_epochs, optim.scale_lr_by_batch) == ("constant", 0, True)
+    assert augment.crop_scale == (0.2, 1.0) and augment.hflip_prob == 0.5
+    jitter = (augment.brightness, augment.contrast, augment.saturation, augment.hue)
+    assert jitter == (0.4, 0.4, 0.4, 0.1)
+    assert (augment.jitter_prob, augment.grayscale_prob) == (0.8, 0.2)
+    assert augment.solarize_prob == augment.blur_prob == (0.0, 0.0)
+    assert config.train.precision == "32"
+    assert config.model.batchnorm_views == "per-view"  # one pass per view
+    assert augment.crop_interpolation == "bilinear"
+    if config.data.name.startswith("cifar"):  # its ResNet-18's stem, its constants
+        assert config.model.stem_padding is None
+        assert config.data.normalize_std == (0.2470, 0.2435, 0.2615)
+    assert isinstance(lump, LumpSettings)
+    assert (lump.buffer_size, lump.alpha) == (256, 0.4)
+    assert (lump.buffer_update, lump.buffer_views) == ("step", "stored")
+    assert (evaluation.knn_k, evaluation.knn_k_cap, evaluation.knn_temperature) == (
+        200,
+        "tasks-seen",
+        0.1,
+    )
+    assert "knn-task" in evaluation.probes and evaluation.forgetting == "just-learned"
+    ssl = config.ssl
+    if isinstance(ssl, SimSiamSettings | BarlowSettings):
+        assert (ssl.proj_hidden_layers, ssl.proj_output_norm) == (1, "affine-batchnorm")
+    if isinstance(ssl, BarlowSettings):
+        assert (ssl.off_diagonal_weight, ssl.loss_scale) == (5e-3, 1.0)
+        assert ssl.std_estimator == "unbiased"
+
+
+def test_only_lump_presets_take_lumps_settings():
+    barlow = build_config(load_preset("cifar100-barlow-kaizen"))
+    assert isinstance(barlow.ssl, BarlowSettings)
+    assert (barlow.ssl.loss_scale, barlow.ssl.std_estimator) == (0.025, "biased-eps")
+    assert (barlow.ssl.proj_hidden_layers, barlow.ssl.proj_output_norm) == (2, "none")
+    assert (barlow.optim.name, barlow.optim.schedule) == ("lars", "cosine")
+    assert (barlow.eval.forgetting, barlow.eval.knn_k_cap) == ("max", "none")
+    assert barlow.train.precision == "16-mixed"
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("optim.schedule=linear", "optim.schedule"),
+        ("eval.forgetting=last", "eval.forgetting"),
+        ("eval.knn_k_cap=all", "eval.knn_k_cap"),
+        ("ssl.std_estimator=population", "ssl.std_estimator"),
+        ("ssl.proj_hidden_layers=0", "ssl.proj_hidden_layers"),
+    ],
+)
+def test_lumps_options_refuse_a_bad_value_in_one_line(override, key):
+    assert key in _error_of(load_preset("cifar100-barlow-lump"), [override])
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,8 @@ from kaizen.methods.registry import METHODS
 def _resumable(tiny, strategy: str = "kaizen", ssl: str = "mocov2plus", epochs: int = 3) -> dict:
     tree = tiny(strategy, ssl)
     tree["train"].update({"epochs": epochs, "checkpoint_every_epochs": 1, "num_threads": 1})
+    if strategy == "lump":  # the buffer of LUMP's presets: step updates and stored views
+        tree["strategy"].update({"buffer_update": "step", "buffer_views": "stored"})
     return tree
 
 

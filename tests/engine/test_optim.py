@@ -291,3 +291,16 @@ def test_lars_momentum_by_hand_over_two_steps():
         optimizer.step()
     expected = torch.tensor([[2.94 - 0.0888, 3.92 - 0.1184]])
     torch.testing.assert_close(weight.detach(), expected)
+
+
+def test_a_constant_schedule_keeps_the_base_lr_after_the_warm_up():
+    parameter = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([{"params": [parameter], "initial_lr": 0.03}], lr=1.0)
+    config = OptimConfig(lr=1.0, warmup_epochs=1, warmup_start_lr=0.0, schedule="constant")
+    schedule = TaskSchedule(optimizer, config, steps_per_epoch=4, epochs=3)
+    lrs = []
+    for step in range(12):
+        schedule.set(step)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[:4] == pytest.approx([0.0, 0.0075, 0.015, 0.0225])  # the warm-up as before
+    assert lrs[4:] == pytest.approx([0.03] * 8)  # then no decay at all

@@ -9,15 +9,15 @@ from lightning.fabric import Fabric
 from conftest import tiny_tree
 from kaizen.config import build_config
 from kaizen.data.stream import load_stream
-from kaizen.eval.evaluator import Evaluator
+from kaizen.eval.evaluator import Evaluator, probe_protocols
 from kaizen.eval.probes import extract_features, knn_predict
 from kaizen.learner.learner import build_learner
 from kaizen.ssl.registry import views_of
 
 
-def _setup(probes: list[str]):
+def _setup(probes: list[str], **settings):
     tree = tiny_tree()
-    tree["eval"] = {"probes": probes}
+    tree["eval"] = {"probes": probes, **settings}
     config = build_config(tree)
     fabric = Fabric(accelerator="cpu", devices=1)
     stream = load_stream(config, fabric, views_of(config.ssl))
@@ -67,3 +67,23 @@ def test_task_aware_knn_uses_each_tasks_own_bank():
         )
         expected = (predicted == stream.test_labels[queries]).float().mean()
         assert rows["knn-task"][index] == pytest.approx(float(expected))
+
+
+def test_lumps_knn_uses_as_many_neighbours_as_tasks_seen(monkeypatch):
+    stream, learner, evaluator = _setup(
+        ["knn", "knn-task"], knn_k=200, knn_k_cap="tasks-seen", knn_temperature=0.1
+    )
+    import kaizen.eval.evaluator as evaluator_module
+
+    calls: list[tuple[int, float]] = []
+
+    def recording(*args, k, temperature):
+        calls.append((k, temperature))
+        return knn_predict(*args, k=k, temperature=temperature)
+
+    monkeypatch.setattr(evaluator_module, "knn_predict", recording)
+    for task in stream.tasks[:2]:
+        evaluator.evaluate(learner, task, None)
+    # after task 0: one neighbour (the task-agnostic kNN and each task's bank), after task 1: two
+    assert calls == [(1, 0.1)] * 4 + [(2, 0.1)] * 4
+    assert "k=min(200, tasks seen)" in probe_protocols(evaluator.config)["knn-task"]

@@ -224,3 +224,13 @@ def test_continual_metrics_reject_missing_flip_rates(flip_rates):
 def test_continual_metrics_rejects_a_non_square_matrix():
     with pytest.raises(ValueError):
         continual_metrics([[0.5, 0.4]], "single head")
+
+
+def test_forgetting_from_the_accuracy_just_after_learning_is_lumps():
+    # task 0: 0.9 right after it, 0.5 at the end (its best, 0.95, is not the reference); task 1:
+    # 0.8 -> 0.7; (0.4 + 0.1) / 2 = 0.25, against 0.275 from the best accuracy
+    assert forgetting(MATRIX, "just-learned") == pytest.approx(0.25)
+    metrics = continual_metrics(MATRIX, "head", forgetting_reference="just-learned")
+    assert metrics["forgetting"].value == pytest.approx(0.25)
+    assert "a[j][j] - a[T-1][j]" in metrics["forgetting"].protocol
+    assert "max" in continual_metrics(MATRIX, "head")["forgetting"].protocol

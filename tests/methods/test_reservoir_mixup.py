@@ -9,17 +9,17 @@ from kaizen.methods.parts.mixup import reservoir_update
 
 def test_reservoir_fills_free_slots_first_in_order():
     generator = torch.Generator().manual_seed(0)
-    buffer, seen = reservoir_update(
+    buffer, seen, *_ = reservoir_update(
         torch.empty(0, dtype=torch.int64), 0, torch.arange(5), 8, generator
     )
     assert buffer.tolist() == [0, 1, 2, 3, 4] and seen == 5
-    buffer, seen = reservoir_update(buffer, seen, torch.arange(5, 8), 8, generator)
+    buffer, seen, *_ = reservoir_update(buffer, seen, torch.arange(5, 8), 8, generator)
     assert buffer.tolist() == list(range(8)) and seen == 8
 
 
 def test_reservoir_keeps_its_size_and_only_offered_items():
     generator = torch.Generator().manual_seed(1)
-    buffer, seen = reservoir_update(
+    buffer, seen, *_ = reservoir_update(
         torch.empty(0, dtype=torch.int64), 0, torch.arange(100), 16, generator
     )
     assert len(buffer) == 16 and seen == 100
@@ -37,7 +37,7 @@ def test_reservoir_is_a_uniform_sample_of_the_whole_stream():
         buffer, seen = torch.empty(0, dtype=torch.int64), 0
         for task in range(3):
             offered = torch.arange(task * per_task, (task + 1) * per_task)
-            buffer, seen = reservoir_update(buffer, seen, offered, size, generator)
+            buffer, seen, *_ = reservoir_update(buffer, seen, offered, size, generator)
         first_task_share.append(float((buffer < per_task).float().mean()))
     mean = sum(first_task_share) / trials
     assert abs(mean - 1 / 3) < 0.03

@@ -75,22 +75,34 @@ def test_every_method_has_its_settings_record() -> None:
                 "variance_branches": "mean",
             },
         ),
-        ("simsiam", {"proj_hidden_dim": 2048, "proj_output_dim": 2048, "pred_hidden_dim": 512}),
+        (
+            "simsiam",
+            {
+                "proj_hidden_dim": 2048,
+                "proj_output_dim": 2048,
+                "proj_hidden_layers": 2,
+                "proj_output_norm": "batchnorm",
+                "pred_hidden_dim": 512,
+            },
+        ),
         (
             "barlow",
             {
                 "proj_hidden_dim": 2048,
                 "proj_output_dim": 2048,
+                "proj_hidden_layers": 2,
+                "proj_output_norm": "none",
                 "off_diagonal_weight": 5.1e-3,
                 "loss_scale": 1.0,
                 "distill_off_diagonal_weight": 5.1e-3,
                 "distill_loss_scale": 1.0,
+                "std_estimator": "biased-eps",
             },
         ),
     ],
 )
 def test_paper_settings_are_the_records_defaults_and_its_only_fields(
-    name: str, expected: dict[str, float]
+    name: str, expected: dict[str, float | int | str]
 ) -> None:
     assert SSL_SETTINGS[name]().model_dump() == {"method": name, **expected}
 
@@ -185,3 +197,14 @@ def test_settings_are_validated_on_assignment() -> None:
 def test_method_specific_requirements(name: str, key: str) -> None:
     with pytest.raises(ValidationError, match=key):
         SSL_SETTINGS[name](**{key: 0})
+
+
+@pytest.mark.parametrize("name", ["simsiam", "barlow"])
+def test_lumps_projector_has_one_hidden_layer_and_an_affine_last_batchnorm(name: str) -> None:
+    settings = small(name).model_copy(
+        update={"proj_hidden_layers": 1, "proj_output_norm": "affine-batchnorm"}
+    )
+    projector = build_ssl_method(settings, 10).projector
+    linears = [layer for layer in projector if isinstance(layer, nn.Linear)]
+    assert len(linears) == 2
+    assert isinstance(projector[-1], nn.BatchNorm1d) and projector[-1].affine

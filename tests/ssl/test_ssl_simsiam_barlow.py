@@ -204,3 +204,21 @@ def test_decorrelative_distill_gives_no_gradient_to_the_teacher() -> None:
     decorrelative_distill(p, teacher).backward()
     assert teacher.grad is None
     assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_barlow_unbiased_standardisation_is_lumps_loss() -> None:
+    """LUMP's released loss: z standardised by the unbiased std without epsilon, lambda 5e-3."""
+    torch.manual_seed(0)
+    z1, z2 = torch.randn(6, 4), torch.randn(6, 4)
+
+    def released(a: Tensor, b: Tensor) -> Tensor:
+        a, b = (a - a.mean(0)) / a.std(0), (b - b.mean(0)) / b.std(0)
+        c = a.T @ b / len(a)
+        diff = (c - torch.eye(4)).pow(2)
+        diff[~torch.eye(4, dtype=torch.bool)] *= 5e-3
+        return diff.sum()
+
+    lump = barlow_loss(z1, z2, 5e-3, std_estimator="unbiased")
+    torch.testing.assert_close(lump, released(z1, z2))
+    # the biased estimate with an epsilon gives another value (by a factor near (N-1)/N)
+    assert not torch.allclose(barlow_loss(z1, z2, 5e-3), lump)

@@ -96,16 +96,32 @@ class VICRegSettings(ProjectorSettings):
     )
 
 
-class SimSiamSettings(ProjectorSettings):
+ProjectorOutputNorm = Literal["none", "batchnorm", "affine-batchnorm"]
+"""What follows a projector's last Linear: nothing, a BatchNorm without affine parameters, or
+an affine BatchNorm."""
+
+
+class ShapedProjectorSettings(ProjectorSettings):
+    """A projector whose depth and last normalisation are settings (SimSiam, Barlow Twins):
+    LUMP's released code builds both two layers deep, ending in an affine BatchNorm."""
+
+    proj_hidden_layers: int = Field(
+        2, ge=1, description="Hidden (Linear -> BatchNorm -> ReLU) layers before the last Linear."
+    )
+    proj_output_norm: ProjectorOutputNorm = "none"
+
+
+class SimSiamSettings(ShapedProjectorSettings):
     """SimSiam (Chen & He, CVPR 2021): its predictor's bottleneck is pred_hidden_dim."""
 
     method: Literal["simsiam"] = "simsiam"
     proj_hidden_dim: int = Field(2048, ge=1)
     proj_output_dim: int = Field(2048, ge=1)
+    proj_output_norm: ProjectorOutputNorm = "batchnorm"
     pred_hidden_dim: int = Field(512, ge=1)
 
 
-class BarlowSettings(ProjectorSettings):
+class BarlowSettings(ShapedProjectorSettings):
     """Barlow Twins (Zbontar et al., ICML 2021)."""
 
     method: Literal["barlow"] = "barlow"
@@ -126,6 +142,12 @@ class BarlowSettings(ProjectorSettings):
         gt=0.0,
         description="Factor of the decorrelative feature distillation (Kaizen's released "
         "code: 0.1).",
+    )
+    std_estimator: Literal["biased-eps", "unbiased"] = Field(
+        "biased-eps",
+        description="How each embedding dimension is standardised over the batch: by the biased "
+        "standard deviation with 1e-5 added to the variance (as BatchNorm), or by the unbiased "
+        "one without an epsilon (LUMP's released code).",
     )
 
 

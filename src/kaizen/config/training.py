@@ -30,10 +30,11 @@ class OptimConfig(Section):
     warmup_epochs: float = Field(10, ge=0.0)
     warmup_start_lr: float = Field(0.003, ge=0.0)
     min_lr: float = Field(0.0, ge=0.0)
-    schedule: Literal["cosine", "step"] = Field(
+    schedule: Literal["cosine", "step", "constant"] = Field(
         "cosine",
-        description="After the warm-up: a half cosine down to min_lr, or steps of lr_decay at "
-        "the milestones.",
+        description="After the warm-up: a half cosine down to min_lr, steps of lr_decay at "
+        "the milestones, or the base lr throughout (LUMP's released code builds a scheduler "
+        "and never steps it).",
     )
     milestones: list[int] = Field(
         default_factory=list, description="Epochs of the task where the step schedule decays."
@@ -167,6 +168,17 @@ class EvalConfig(Section):
         "knn-task is LUMP's task-aware kNN (a bank of the queried task's own training images).",
     )
     knn_k: int = Field(20, ge=1)
+    knn_k_cap: Literal["none", "tasks-seen"] = Field(
+        "none",
+        description="tasks-seen: after task t the kNN uses min(knn_k, t + 1) neighbours, as "
+        "LUMP's released main.py passes k=min(knn_k, number of tasks evaluated).",
+    )
     knn_temperature: float = Field(0.07, gt=0.0)
+    forgetting: Literal["max", "just-learned"] = Field(
+        "max",
+        description="Forgetting of task j: its best accuracy before the last task minus the "
+        "final one (Chaudhry et al. 2018), or its accuracy right after learning it minus the "
+        "final one (LUMP's released main.py).",
+    )
     linear_epochs: int = Field(100, ge=1)
     linear_lr: float = Field(0.1, gt=0.0)

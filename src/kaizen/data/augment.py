@@ -85,9 +85,13 @@ def _view_pipeline(
     return nn.Sequential(*ops)
 
 
+WEAK_CROP_SCALE = (0.08, 1.0)
+"""Area range of the weak view's random resized crop."""
+
+
 class ViewAugment(nn.Module):
     """Independently augmented, normalised views of a batch: two for the SSL terms, or one
-    (the first view's pipeline) for a learner without them.
+    (the first view's pipeline) for a learner without them; and, on request, a weak view.
 
     View 1 and view 2 may differ in solarisation and blur probability (asymmetric
     augmentation as in BYOL). Grayscale images are jittered in brightness and contrast only.
@@ -110,17 +114,35 @@ class ViewAugment(nn.Module):
         self.views = nn.ModuleList(
             _view_pipeline(config, size, channels, solarize, blur) for solarize, blur in pipelines
         )
+        self.weak = nn.Sequential(
+            K.RandomResizedCrop(
+                size, scale=WEAK_CROP_SCALE, resample="bicubic", cropping_mode="resample"
+            ),
+            K.RandomHorizontalFlip(),
+        )
         self.normalize = normalize
 
-    def forward(self, images: Tensor) -> Tensor:
+    def _augmented(self, images: Tensor, pipelines: list[nn.Module]) -> Tensor:
+        """uint8 (N, C, H, W) -> each pipeline's normalised view, stacked (P N, C, H', W')."""
         pixels = images.float() / 255.0
         if self.channels == 1:
             pixels = pixels.expand(-1, 3, -1, -1)
-        views = [pipeline(pixels) for pipeline in self.views]
-        stacked = torch.cat(views)
+        stacked = torch.cat([pipeline(pixels) for pipeline in pipelines])
         if self.channels == 1:
             stacked = stacked[:, :1]
         return (stacked - self.normalize.mean) / self.normalize.std
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self._augmented(images, list(self.views))
+
+    def weak_view(self, images: Tensor) -> Tensor:
+        """One weak, normalised view: a random resized crop of :data:`WEAK_CROP_SCALE` (bicubic)
+        and a horizontal flip, no colour change (the transform LUMP's released code gives its
+        buffer images, Madaan et al., ICLR 2022).
+
+        Shapes: (N, C, H, W) uint8 -> (N, C, H', W') float32.
+        """
+        return self._augmented(images, [self.weak])
 
 
 def augment_for(

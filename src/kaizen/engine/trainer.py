@@ -251,6 +251,7 @@ class ContinualTrainer:
                     with step_memory.measure(training_state(self.learner, run.optimizer)):
                         values = run.step(images, batch_labels, tau, run.replayed)
                     run.step.backward_region, measured = nullcontext, True
+                method.end_step(rows)
                 watch.observe(values, step)
                 step += 1
                 window.add(len(batch) * world)

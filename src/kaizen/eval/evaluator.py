@@ -24,9 +24,16 @@ _PROBE_DATA = (
 )
 
 
+def knn_neighbours(config: EvalConfig, tasks_seen: int) -> int:
+    """The kNN probes' k after ``tasks_seen`` tasks: ``knn_k``, or with
+    ``knn_k_cap=tasks-seen`` at most ``tasks_seen`` (LUMP's released main.py)."""
+    return min(config.knn_k, tasks_seen) if config.knn_k_cap == "tasks-seen" else config.knn_k
+
+
 def probe_protocols(config: EvalConfig) -> dict[str, str]:
     """The protocol of each configured probe."""
-    knn = f"weighted kNN (k={config.knn_k}, temperature {config.knn_temperature})"
+    k = f"min({config.knn_k}, tasks seen)" if config.knn_k_cap == "tasks-seen" else config.knn_k
+    knn = f"weighted kNN (k={k}, temperature {config.knn_temperature})"
     described = {
         "knn": f"{knn} on {_PROBE_DATA}",
         "linear": f"linear probe ({config.linear_epochs} epochs of SGD on standardised features) "
@@ -122,8 +129,9 @@ class Evaluator:
             ]
         )
 
-    def _task_aware_knn_row(self, banks: Sequence[Tensor], test: Tensor) -> list[float]:
-        """Accuracy on each task's test images of a kNN whose bank is that task's training set.
+    def _task_aware_knn_row(self, banks: Sequence[Tensor], test: Tensor, k: int) -> list[float]:
+        """Accuracy on each task's test images of a kNN with ``k`` neighbours whose bank is that
+        task's training set.
 
         ``banks[i]`` holds the (N_i, F) features of task i's training images; ``test`` the
         (N_test, F) features of every test image.
@@ -135,7 +143,7 @@ class Evaluator:
             bank_labels = stream.data.train.labels[known].to(bank.device)
             queries = each.test_indices.to(test.device)
             predicted = knn_predict(
-                bank, bank_labels, test[queries], k=config.knn_k, temperature=config.knn_temperature
+                bank, bank_labels, test[queries], k=k, temperature=config.knn_temperature
             )
             row.append(float((predicted == stream.test_labels[queries]).float().mean()))
         return row
@@ -160,14 +168,15 @@ class Evaluator:
         test = extract_features(
             learner.backbone, stream.test_images, stream.normalize, config.batch_size
         )
+        k = knn_neighbours(config, seen_count)
         rows: dict[str, list[float]] = {}
         for name in config.probes:
             if name == "knn-task":
-                rows[name] = self._task_aware_knn_row(banks, test)
+                rows[name] = self._task_aware_knn_row(banks, test, k)
                 continue
             if name == "knn":
                 predicted = knn_predict(
-                    bank, bank_labels, test, k=config.knn_k, temperature=config.knn_temperature
+                    bank, bank_labels, test, k=k, temperature=config.knn_temperature
                 )
             else:
                 predicted = linear_probe_predict(

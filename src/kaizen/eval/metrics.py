@@ -44,20 +44,35 @@ def average_continual_accuracy(matrix: Matrix) -> float:
     return sum(sum(matrix[i][: i + 1]) / (i + 1) for i in range(size)) / size
 
 
-def forgetting(matrix: Matrix) -> float:
-    """mean_{j < T-1} (max_{l < T-1} a[l][j] - a[T-1][j]) (Chaudhry et al. 2018); 0 for one task.
+def forgetting(matrix: Matrix, reference: str = "max") -> float:
+    """mean_{j < T-1} (r_j - a[T-1][j]); 0 for one task.
 
-    The max runs over the models trained after task j was seen (l >= j), which is where the
-    accuracy on task j can have been reached.
+    With ``reference="max"``, r_j = max_{j <= l < T-1} a[l][j], task j's best accuracy over the
+    models trained after it was seen (Chaudhry et al. 2018). With ``"just-learned"``, r_j =
+    a[j][j], its accuracy right after learning it (LUMP's released main.py, Madaan et al.,
+    ICLR 2022): the negated backward transfer.
     """
     size = _check_square(matrix)
     if size == 1:
         return 0.0
     drops = [
-        max(matrix[later][j] for later in range(j, size - 1)) - matrix[-1][j]
+        (
+            matrix[j][j]
+            if reference == "just-learned"
+            else max(matrix[later][j] for later in range(j, size - 1))
+        )
+        - matrix[-1][j]
         for j in range(size - 1)
     ]
     return sum(drops) / len(drops)
+
+
+FORGETTING_PROTOCOLS = {
+    "max": "mean_(j<T-1) max_(j<=l<T-1) a[l][j] - a[T-1][j]",
+    "just-learned": "mean_(j<T-1) a[j][j] - a[T-1][j] (forgetting from the accuracy just after "
+    "learning each task)",
+}
+"""How each ``eval.forgetting`` reference is described in a metric's protocol."""
 
 
 def backward_transfer(matrix: Matrix) -> float:
@@ -163,6 +178,7 @@ def continual_metrics(
     test_sizes: Sequence[int] | None = None,
     random_init: Sequence[float] | None = None,
     flip_rates: Sequence[float | None] | None = None,
+    forgetting_reference: str = "max",
 ) -> dict[str, Metric]:
     """Every metric of ``matrix`` that the given inputs allow, each with its protocol.
 
@@ -173,6 +189,8 @@ def continual_metrics(
         random_init: accuracy of the randomly initialised model per task; adds forward transfer.
         flip_rates: negative flip rate of each task's model against the previous one (the
             first entry, without a previous model, is None); adds their mean.
+        forgetting_reference: what :func:`forgetting` measures the drop from (``max`` or
+            ``just-learned``); the protocol names it.
     """
     size = _check_square(matrix)
     base = f"{head}; a[i][j] = top-1 on task j's test set after task i"
@@ -183,7 +201,8 @@ def continual_metrics(
             average_continual_accuracy(matrix), f"{base}; mean_i mean_(j<=i) a[i][j]"
         ),
         "forgetting": Metric(
-            forgetting(matrix), f"{base}; mean_(j<T-1) max_(j<=l<T-1) a[l][j] - a[T-1][j]"
+            forgetting(matrix, forgetting_reference),
+            f"{base}; {FORGETTING_PROTOCOLS[forgetting_reference]}",
         ),
         "backward_transfer": Metric(
             backward_transfer(matrix), f"{base}; mean_(j<T-1) a[T-1][j] - a[j][j]"

@@ -101,7 +101,9 @@ class Result:
         """Metrics over the tasks trained so far (the leading square block of each matrix).
 
         The classifier's metrics keep their names; each probe adds its final and average
-        continual accuracy as ``<probe>_final_accuracy`` and ``<probe>_average_continual_accuracy``.
+        continual accuracy and its forgetting as ``<probe>_final_accuracy``,
+        ``<probe>_average_continual_accuracy`` and ``<probe>_forgetting``. Forgetting is measured
+        from the reference ``eval.forgetting`` names, which its protocol states.
         """
         trained = len(self.tasks)
         if trained == 0:
@@ -109,16 +111,22 @@ class Result:
         # forward transfer needs each task's accuracy before it was trained, which an update's
         # task, unknown until it arrived, does not have
         before_training = len(self.random_init) >= trained
+        reference = self.config.eval.forgetting
         metrics = continual_metrics(
             _leading_block(self.accuracy_matrix),
             self.protocol,
             test_sizes=[record.test_size for record in self.tasks],
             random_init=self.random_init[:trained] if before_training else None,
             flip_rates=[record.negative_flip_rate for record in self.tasks],
+            forgetting_reference=reference,
         )
         for name, protocol in self.probe_protocols.items():
-            probe = continual_metrics(_leading_block(self.probe_matrix(name)), protocol)
-            for metric in ("final_accuracy", "average_continual_accuracy"):
+            probe = continual_metrics(
+                _leading_block(self.probe_matrix(name)),
+                protocol,
+                forgetting_reference=reference,
+            )
+            for metric in ("final_accuracy", "average_continual_accuracy", "forgetting"):
                 metrics[f"{name}_{metric}"] = probe[metric]
         return metrics
 

@@ -200,9 +200,9 @@ def step_factor(epoch: int, milestones: list[int], decay: float) -> float:
 class TaskSchedule:
     """Sets every group's lr at each step of one task: :func:`lr_factor` (warm-up, cosine),
     :func:`epoch_lr_factor` with ``optim.lr_update=epoch``, or with ``optim.schedule=step`` the
-    warm-up and then :func:`step_factor`. The warm-up's start and the cosine's floor are
-    fractions of each group's base lr, or with ``optim.lr_bounds=absolute`` the same lr for
-    every group."""
+    warm-up and then :func:`step_factor`, or with ``optim.schedule=constant`` the warm-up and
+    then the base lr. The warm-up's start and the cosine's floor are fractions of each group's
+    base lr, or with ``optim.lr_bounds=absolute`` the same lr for every group."""
 
     def __init__(
         self,
@@ -230,6 +230,8 @@ class TaskSchedule:
         epoch = step // self.steps_per_epoch
         if self.config.schedule == "step" and step >= self.warmup_steps:
             return step_factor(epoch, self.config.milestones, self.config.lr_decay)
+        if self.config.schedule == "constant" and step >= self.warmup_steps:
+            return 1.0
         start, end = self._bounds(base_lr)
         if self.config.lr_update == "epoch":
             warmup = round(self.config.warmup_epochs)

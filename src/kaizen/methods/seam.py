@@ -2,8 +2,9 @@
 
 The trainer knows methods only through :class:`Method`: it asks for the task's loss terms, which
 tasks' data to train on, and calls every :class:`Part` at the start and the end of each task,
-for extra training rows, for a transform of the views, and for the parameter groups. Each part
-keeps its state (buffers, teachers, decisions) in the run checkpoint under its name.
+for extra training rows, for a transform of the views, after each step, and for the parameter
+groups. Each part keeps its state (buffers, teachers, decisions) in the run checkpoint under
+its name.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class Part:
     restored from a checkpoint. Then, in the order the trainer calls them for a task:
     :meth:`classes_grown` (an update that brings new classes), :meth:`start_task` (not when the
     task resumes from a checkpoint taken inside it: the state is then restored instead),
-    :meth:`parameter_groups`, then each step :meth:`step_rows` and :meth:`transform`, and
-    finally :meth:`end_task` (after training, before the evaluation) and :meth:`report`.
+    :meth:`parameter_groups`, then each step :meth:`step_rows`, :meth:`transform` and, after the
+    update, :meth:`end_step`, and finally :meth:`end_task` (after training, before the
+    evaluation) and :meth:`report`.
     """
 
     name: ClassVar[str]
@@ -114,6 +116,10 @@ class Part:
     def transform(self, views: Tensor, generator: torch.Generator) -> Tensor:
         """This process's views (2B, C, H, W) before the loss; returned unchanged by default."""
         return views
+
+    def end_step(self, rows: Tensor) -> None:
+        """After the optimiser step: ``rows`` int64 (B,) are the training indices of the step's
+        global batch (every process's, the same on each; without the rows parts added)."""
 
     def teacher(self) -> Teacher | None:
         """The frozen previous model this part keeps for the current task, if it keeps one."""
@@ -199,6 +205,11 @@ class Method:
             if rows is not None:
                 batch = torch.cat([batch, rows.tensor_split(world)[rank]])
         return batch
+
+    def end_step(self, rows: Tensor) -> None:
+        """Every part's :meth:`Part.end_step` after the step on the global batch ``rows``."""
+        for part in self.parts:
+            part.end_step(rows)
 
     def state_dict(self) -> dict[str, Any]:
         return {part.name: part.state_dict() for part in self.parts}

@@ -18,6 +18,7 @@ def mlp(
     *,
     batch_norm: bool = True,
     last_batch_norm: bool = False,
+    last_affine: bool = False,
 ) -> nn.Sequential:
     """A multi-layer perceptron: (Linear -> [BatchNorm1d] -> ReLU) per hidden layer, then Linear.
 
@@ -26,8 +27,9 @@ def mlp(
         hidden_dims: width of each hidden layer (may be empty: a single Linear).
         out_dim: output features D_out.
         batch_norm: add BatchNorm1d after each hidden Linear.
-        last_batch_norm: add an affine-free BatchNorm1d after the last Linear (as SimSiam-style
-            projectors do); that Linear then has no bias, which the BatchNorm would cancel.
+        last_batch_norm: add a BatchNorm1d after the last Linear (as SimSiam-style projectors
+            do); that Linear then has no bias, which the BatchNorm would cancel.
+        last_affine: give that BatchNorm1d a learned scale and shift (default: affine-free).
 
     Shapes: (N, D_in) -> (N, D_out).
     """
@@ -41,7 +43,7 @@ def mlp(
         width = hidden
     layers.append(nn.Linear(width, out_dim, bias=not last_batch_norm))
     if last_batch_norm:
-        layers.append(nn.BatchNorm1d(out_dim, affine=False))
+        layers.append(nn.BatchNorm1d(out_dim, affine=last_affine))
     return nn.Sequential(*layers)
 
 

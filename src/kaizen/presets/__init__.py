@@ -1,14 +1,18 @@
 """Named presets: the paper's split CIFAR-100 settings, split CIFAR-10, a Fashion-MNIST
 family, and the demo.
 
-A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines the family's ``<family>.yaml``
-(on top of its base family's, for ``cifar10``: ``cifar100``), the SSL method's overlay in
-``ssl/<ssl>.yaml`` when it has one (the optimiser settings of VICReg, SimSiam and Barlow Twins
-differ, and VICReg's augmentations), the family's own overlays for that method and that strategy
-in ``<family>/<ssl>.yaml`` and ``<family>/<strategy>.yaml`` when it has them (on Fashion-MNIST
-each method's own settings, such as the MoCo queue, and VICReg's gradient clipping; LUMP's paper
-settings), and the strategy's name. ``demo`` is ``fmnist-simclr-kaizen`` named demo, and
-``fmnist-domains`` the same over five domains of Fashion-MNIST (``fmnist-domains.yaml``).
+A preset is a config tree. ``<family>-<ssl>-<strategy>`` combines, each overlay where it
+exists and over the ones before it: the family's ``<family>.yaml`` (on top of its base
+family's, for ``cifar10``: ``cifar100``); the SSL method's ``ssl/<ssl>.yaml`` (the optimiser
+settings of VICReg, SimSiam and Barlow Twins differ, and VICReg's augmentations); the family's
+``<family>/<ssl>.yaml`` (on Fashion-MNIST each method's own settings, such as the MoCo queue,
+and VICReg's gradient clipping); the strategy's ``strategy/<strategy>.yaml`` on every family
+(what LUMP's released code runs: its optimiser, schedule, augmentation, buffer and evaluation);
+the family's ``<family>/<strategy>.yaml`` (LUMP's paper budget on split CIFAR); the pair's
+``ssl/<ssl>-<strategy>.yaml`` (LUMP's SimSiam and Barlow Twins: their projector, and Barlow
+Twins' loss as LUMP's code computes it); and the strategy's name. ``demo`` is
+``fmnist-simclr-kaizen`` named demo, and ``fmnist-domains`` the same over five domains of
+Fashion-MNIST (``fmnist-domains.yaml``).
 
 ``slca-<benchmark>-<strategy>`` are SLCA's and SLCA++'s benchmarks (a pre-trained ViT-B/16, no
 SSL): ``slca.yaml``, then ``slca/<benchmark>.yaml``, ``slca/<strategy>.yaml`` and
@@ -75,7 +79,9 @@ def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
         *(folder / f"{name}.yaml" for name in lineage),
         folder / "ssl" / f"{ssl}.yaml",
         *(folder / name / f"{ssl}.yaml" for name in lineage),
+        folder / "strategy" / f"{strategy}.yaml",
         *(folder / name / f"{strategy}.yaml" for name in lineage),
+        folder / "ssl" / f"{ssl}-{strategy}.yaml",
     ]
     return keep_chosen_strategy_keys(
         deep_merge(

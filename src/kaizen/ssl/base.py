@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.profiler import record_function
 
-from kaizen.config import MomentumSettings, SSLSettings
+from kaizen.config import MomentumSettings, ShapedProjectorSettings, SSLSettings
+from kaizen.models.heads import mlp
 
 _P = ParamSpec("_P")
 
@@ -83,6 +84,22 @@ def split_views(x: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"expected an even number of rows (two views), got {x.shape[0]}")
     first, second = x.chunk(2)
     return first, second
+
+
+def shaped_projector(feature_dim: int, settings: ShapedProjectorSettings) -> nn.Sequential:
+    """(Linear -> BatchNorm -> ReLU) x ``proj_hidden_layers`` of width ``proj_hidden_dim``, then
+    Linear to ``proj_output_dim`` and the ``proj_output_norm`` BatchNorm, if any.
+
+    Shapes: (N, feature_dim) -> (N, proj_output_dim).
+    """
+    norm = settings.proj_output_norm
+    return mlp(
+        feature_dim,
+        [settings.proj_hidden_dim] * settings.proj_hidden_layers,
+        settings.proj_output_dim,
+        last_batch_norm=norm != "none",
+        last_affine=norm == "affine-batchnorm",
+    )
 
 
 def momentum_tau(step: int, total_steps: int, tau_base: float, tau_final: float) -> float:

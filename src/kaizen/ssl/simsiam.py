@@ -9,7 +9,7 @@ from torch import Tensor
 
 from kaizen.config import SimSiamSettings
 from kaizen.models.heads import mlp
-from kaizen.ssl.base import SSLMethod, float32_loss, split_views
+from kaizen.ssl.base import SSLMethod, float32_loss, shaped_projector, split_views
 
 
 @float32_loss
@@ -45,9 +45,10 @@ def simsiam_loss(p: Tensor, z: Tensor) -> Tensor:
 class SimSiam(SSLMethod):
     """SimSiam: no momentum encoder; the stop-gradient alone keeps the two branches apart.
 
-    Projector: (Linear -> BatchNorm -> ReLU) x 2 -> Linear -> BatchNorm without affine, width
-    proj_hidden_dim. Predictor: Linear(D, pred_hidden_dim) -> BatchNorm -> ReLU ->
-    Linear(pred_hidden_dim, D), the bottleneck of the paper (2048 -> 512 -> 2048).
+    Projector: :func:`~kaizen.ssl.base.shaped_projector`, by default (Linear -> BatchNorm ->
+    ReLU) x 2 -> Linear -> BatchNorm without affine, width proj_hidden_dim. Predictor:
+    Linear(D, pred_hidden_dim) -> BatchNorm -> ReLU -> Linear(pred_hidden_dim, D), the
+    bottleneck of the paper (2048 -> 512 -> 2048).
     """
 
     name: ClassVar[str] = "simsiam"
@@ -57,8 +58,8 @@ class SimSiam(SSLMethod):
 
     def __init__(self, feature_dim: int, settings: SimSiamSettings) -> None:
         super().__init__(feature_dim, settings)
-        hidden, out = settings.proj_hidden_dim, settings.proj_output_dim
-        self.projector = mlp(feature_dim, [hidden, hidden], out, last_batch_norm=True)
+        out = settings.proj_output_dim
+        self.projector = shaped_projector(feature_dim, settings)
         self.predictor = mlp(out, [settings.pred_hidden_dim], out)
 
     def loss(self, h: Tensor, z: Tensor, views: Tensor) -> Tensor:
