@@ -257,13 +257,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--workers", type=int, default=2, help="data-loader workers of the reference (default 2)"
     )
-    bench.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
-    )
-    bench.add_argument(
-        "--precision",
-        choices=("32", "bf16-mixed", "16-mixed"),
-        help="default: 16-mixed on CUDA, bf16-mixed on a CPU (a preset keeps its own)",
+    _device_and_precision(
+        bench, "default: 16-mixed on CUDA, bf16-mixed on a CPU (a preset keeps its own)"
     )
     bench.add_argument(
         "--channels-last",
@@ -299,6 +294,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_freezing(subparsers)
 
 
+def _device_and_precision(parser: argparse.ArgumentParser, precision_help: str) -> None:
+    """The --device and --precision options of a benchmark command."""
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
+    )
+    parser.add_argument(
+        "--precision", choices=("32", "bf16-mixed", "16-mixed"), help=precision_help
+    )
+
+
 def _register_freezing(subparsers: argparse._SubParsersAction) -> None:
     freezing = subparsers.add_parser(
         "bench-freezing",
@@ -330,14 +335,7 @@ def _register_freezing(subparsers: argparse._SubParsersAction) -> None:
         help=f"frozen depths to time, comma-separated (default {FREEZING_DEPTHS}; ResNet-18 "
         "blocks: stem, layer1.0, layer1.1, ..., layer3.1 may be frozen)",
     )
-    freezing.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: auto"
-    )
-    freezing.add_argument(
-        "--precision",
-        choices=("32", "bf16-mixed", "16-mixed"),
-        help="default: the preset's",
-    )
+    _device_and_precision(freezing, "default: the preset's")
     freezing.add_argument(
         "--out", help="JSON report (default benchmarks/results/freezing-<device>.json)"
     )
