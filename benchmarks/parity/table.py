@@ -29,14 +29,13 @@ COLUMNS = (
 
 
 def _groups(variant_runs: list[Path], default_root: Path) -> tuple[Group, Group]:
-    """The row's runs and the default runs of the same (SSL method, strategy) as two groups."""
-    names = {path.name for path in variant_runs}
-    defaults = [default_root / name for name in sorted(names) if (default_root / name).is_dir()]
+    """The row's runs and the default runs of the same (SSL method, strategy) and seeds, each
+    grouped over seeds as ``kaizen compare`` groups them."""
+    names = [path.name for path in variant_runs]
+    defaults = [default_root / name for name in names]
     probe = "knn-task" if any("-lump-" in name for name in names) else None
-    loaded = [load_run(path, probe) for path in [*defaults, *variant_runs]]
-    groups = group_runs([run for run in loaded if run.complete])
-    (variant,) = [group for group in groups if group.against_base is not None]
-    (plain,) = [group for group in groups if group.strategy == variant.against_base.base]
+    (variant,) = group_runs([load_run(path, probe) for path in variant_runs])
+    (plain,) = group_runs([load_run(path, probe) for path in defaults])
     return variant, plain
 
 
@@ -52,8 +51,12 @@ def main(root: Path) -> None:
     for row in sorted(path for path in root.iterdir() if path.is_dir()):
         if row.name in ("default", "compare"):
             continue
-        runs = sorted(path for path in row.iterdir() if (path / "results.json").is_file())
-        if not runs:
+        runs = sorted(
+            path
+            for path in row.iterdir()
+            if (path / "results.json").is_file() and load_run(path).complete
+        )
+        if not runs:  # a row still running
             continue
         variant, plain = _groups(runs, root / "default")
         cells = [_cell(plain, variant, metric) for metric in METRICS]

@@ -1,0 +1,38 @@
+"""benchmarks/parity/table.py: each row's runs set against the preset's own runs, seed by seed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "parity" / "table.py"
+
+
+@pytest.fixture(scope="module")
+def table() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("parity_table", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_row_is_compared_with_the_default_runs_of_its_seeds(table, make_run, tmp_path, capsys):
+    worse = [[0.9, 0.0, 0.0], [0.6, 0.9, 0.0], [0.5, 0.6, 0.9]]  # final accuracy 2/3
+    for seed in (0, 1, 2):  # the default has a seed the row lacks: it must be left out
+        make_run(tmp_path / "default" / f"simclr-kaizen-seed{seed}", seed=seed)
+    for seed in (0, 1):
+        make_run(tmp_path / "row-a" / f"simclr-kaizen-seed{seed}", seed=seed, matrix=worse)
+    make_run(tmp_path / "row-b" / "simclr-kaizen-seed0", complete=False)  # still running
+    table.main(tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith("| row-")]
+    assert len(rows) == 1
+    cells = [cell.strip() for cell in rows[0].strip("|").split("|")]
+    assert cells[:4] == ["row-a", "simclr", "kaizen", "0 1"]
+    plain = table.group_runs([table.load_run(tmp_path / "default" / "simclr-kaizen-seed0")])[0]
+    before = plain.accuracy["final_accuracy"].mean
+    assert cells[4].endswith(f"({100 * (2 / 3 - before):+.2f})")
