@@ -5,7 +5,8 @@ ROOT/<row>/ holds the runs with one released behaviour switched on; they are gro
 preset's own runs of the same SSL method and strategy in ROOT/default/ as ``kaizen compare``
 groups them, and one markdown row is printed per row directory: final accuracy, average
 continual accuracy and forgetting (the classifier's; LUMP: the task-aware kNN it reports), each
-mean ± standard deviation over seeds, and the change in points.
+mean ± standard deviation over seeds, and the change in points; and the task-agnostic kNN's
+final accuracy of every run.
 """
 
 from __future__ import annotations
@@ -25,15 +26,14 @@ COLUMNS = (
     "final accuracy",
     "average continual accuracy",
     "forgetting",
+    "kNN final accuracy",
 )
 
 
-def _groups(variant_runs: list[Path], default_root: Path) -> tuple[Group, Group]:
+def _groups(variant_runs: list[Path], default_root: Path, probe: str | None) -> tuple[Group, Group]:
     """The row's runs and the default runs of the same (SSL method, strategy) and seeds, each
-    grouped over seeds as ``kaizen compare`` groups them."""
-    names = [path.name for path in variant_runs]
-    defaults = [default_root / name for name in names]
-    probe = "knn-task" if any("-lump-" in name for name in names) else None
+    grouped over seeds as ``kaizen compare`` groups them, accuracy read from ``probe``."""
+    defaults = [default_root / path.name for path in variant_runs]
     (variant,) = group_runs([load_run(path, probe) for path in variant_runs])
     (plain,) = group_runs([load_run(path, probe) for path in defaults])
     return variant, plain
@@ -58,8 +58,11 @@ def main(root: Path) -> None:
         )
         if not runs:  # a row still running
             continue
-        variant, plain = _groups(runs, root / "default")
+        lump = any("-lump-" in path.name for path in runs)
+        variant, plain = _groups(runs, root / "default", "knn-task" if lump else None)
+        knn_variant, knn_plain = _groups(runs, root / "default", "knn")
         cells = [_cell(plain, variant, metric) for metric in METRICS]
+        cells.append(_cell(knn_plain, knn_variant, "final_accuracy"))
         print(
             f"| {row.name} | {variant.ssl_method} | {plain.strategy} | {variant.seed_text} | "
             + " | ".join(cells)

@@ -22,10 +22,12 @@ def table() -> ModuleType:
 
 def test_a_row_is_compared_with_the_default_runs_of_its_seeds(table, make_run, tmp_path, capsys):
     worse = [[0.9, 0.0, 0.0], [0.6, 0.9, 0.0], [0.5, 0.6, 0.9]]  # final accuracy 2/3
+    knn = {"knn": worse}
     for seed in (0, 1, 2):  # the default has a seed the row lacks: it must be left out
-        make_run(tmp_path / "default" / f"simclr-kaizen-seed{seed}", seed=seed)
+        make_run(tmp_path / "default" / f"simclr-kaizen-seed{seed}", seed=seed, probes=knn)
     for seed in (0, 1):
-        make_run(tmp_path / "row-a" / f"simclr-kaizen-seed{seed}", seed=seed, matrix=worse)
+        run_dir = tmp_path / "row-a" / f"simclr-kaizen-seed{seed}"
+        make_run(run_dir, seed=seed, matrix=worse, probes=knn)
     make_run(tmp_path / "row-b" / "simclr-kaizen-seed0", complete=False)  # still running
     table.main(tmp_path)
     lines = capsys.readouterr().out.splitlines()
@@ -36,3 +38,4 @@ def test_a_row_is_compared_with_the_default_runs_of_its_seeds(table, make_run, t
     plain = table.group_runs([table.load_run(tmp_path / "default" / "simclr-kaizen-seed0")])[0]
     before = plain.accuracy["final_accuracy"].mean
     assert cells[4].endswith(f"({100 * (2 / 3 - before):+.2f})")
+    assert cells[7].endswith("(+0.00)")  # the same kNN matrices
