@@ -87,3 +87,25 @@ def test_lumps_knn_uses_as_many_neighbours_as_tasks_seen(monkeypatch):
     # after task 0: one neighbour (the task-agnostic kNN and each task's bank), after task 1: two
     assert calls == [(1, 0.1)] * 4 + [(2, 0.1)] * 4
     assert "k=min(200, tasks seen)" in probe_protocols(evaluator.config)["knn-task"]
+
+
+def test_seen_classes_restrict_the_argmax_to_the_tasks_trained_so_far():
+    stream, learner, evaluator = _setup([], classes="seen")
+    with torch.no_grad():
+        logits = learner.classify(stream.normalize(stream.test_images))
+    for seen_count in (1, 2, 3):
+        classes = sorted(c for task in stream.tasks[:seen_count] for c in task.classes)
+        expected = torch.tensor(classes)[logits[:, classes].argmax(dim=1)]
+        correct = evaluator.classifier_correct(learner, seen_count)
+        assert torch.equal(correct, expected == stream.test_labels)
+    row = evaluator.evaluate(learner, stream.tasks[0], None).accuracies
+    # after the first task, the later tasks' classes take no part: none of their images is right
+    assert row[1] == row[2] == 0.0
+
+
+def test_all_classes_take_part_in_the_argmax_by_default():
+    stream, learner, evaluator = _setup([])
+    with torch.no_grad():
+        logits = learner.classify(stream.normalize(stream.test_images))
+    correct = evaluator.classifier_correct(learner, 1)
+    assert torch.equal(correct, logits.argmax(dim=1) == stream.test_labels)

@@ -17,6 +17,7 @@ from kaizen.eval.metrics import (
     negative_flip_rate,
     old_new_accuracy,
     plasticity,
+    pooled_final_accuracy,
 )
 
 MATRIX = [
@@ -119,6 +120,20 @@ def test_average_incremental_accuracy_weights_tasks_by_test_size():
     assert average_incremental_accuracy(MATRIX, [7, 7, 7]) == pytest.approx(2.375 / 3)
 
 
+def test_pooled_final_accuracy_weights_the_last_row_by_test_size():
+    # last row 0.5, 0.7, 0.6 over 100, 300, 100 test images: (50 + 210 + 60) / 500
+    assert pooled_final_accuracy(MATRIX, TEST_SIZES) == pytest.approx(0.64)
+    # the mean over tasks is 0.6: pooling differs where the test sets differ in size
+    assert final_accuracy(MATRIX) == pytest.approx(0.6)
+    assert pooled_final_accuracy(MATRIX, [9, 9, 9]) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("sizes", [[100, 300], [0, 0, 0]])
+def test_pooled_final_accuracy_rejects_bad_test_sizes(sizes):
+    with pytest.raises(ValueError):
+        pooled_final_accuracy(MATRIX, sizes)
+
+
 @pytest.mark.parametrize("sizes", [[100, 300], [100, 0, 100]])
 def test_average_incremental_accuracy_rejects_bad_test_sizes(sizes):
     with pytest.raises(ValueError):
@@ -195,6 +210,8 @@ def test_continual_metrics_add_the_metrics_their_inputs_allow():
     expected = {
         **EXPECTED,
         "average_incremental_accuracy": 0.7925,
+        # last row 0.5, 0.7, 0.6 over 100, 300, 100 test images: (50 + 210 + 60) / 500
+        "pooled_final_accuracy": 0.64,
         "forward_transfer": 0.05,
         # flip rates of tasks 1 and 2: (0.2 + 0.1) / 2 = 0.15
         "negative_flip_rate": 0.15,
@@ -205,6 +222,7 @@ def test_continual_metrics_add_the_metrics_their_inputs_allow():
         assert head in metrics[name].protocol
     assert "b_i" in metrics["forward_transfer"].protocol
     assert "n_j" in metrics["average_incremental_accuracy"].protocol
+    assert "pooled" in metrics["pooled_final_accuracy"].protocol
     assert len({metric.protocol for metric in metrics.values()}) == len(metrics)
 
 

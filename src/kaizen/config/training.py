@@ -167,6 +167,13 @@ class EvalConfig(Section):
         description="Representation probes run after each task, beside the classifier; "
         "knn-task is LUMP's task-aware kNN (a bank of the queried task's own training images).",
     )
+    classes: Literal["all", "seen"] = Field(
+        "all",
+        description="The classes the classifier's argmax runs over when it is evaluated after "
+        "task t: 'all' the stream's classes (Kaizen's released code, which evaluates all 100 "
+        "classes from the first task on), 'seen' the classes of tasks 0..t (SLCA's released "
+        "code, whose heads of later tasks do not exist yet).",
+    )
     knn_k: int = Field(20, ge=1)
     knn_k_cap: Literal["none", "tasks-seen"] = Field(
         "none",

@@ -20,7 +20,7 @@ from kaizen.data.scenario import Task
 from kaizen.data.stream import Stream
 from kaizen.engine.costs import BackwardFlops, LiveTensorPeak
 from kaizen.engine.rng import capture_rng, restore_rng
-from kaizen.eval.accuracy import CLASSIFIER_PROTOCOL, scenario_protocol
+from kaizen.eval.accuracy import CLASSIFIER_PROTOCOLS, scenario_protocol
 from kaizen.eval.evaluator import TaskEvaluation, probe_protocols
 from kaizen.eval.results import Result, TaskCost, TaskRecord
 from kaizen.learner.learner import Learner
@@ -50,7 +50,7 @@ class RunState:
         kind, probes = config.scenario.kind, probe_protocols(config.eval)
         result = Result(
             config,
-            scenario_protocol(kind, CLASSIFIER_PROTOCOL),
+            scenario_protocol(kind, CLASSIFIER_PROTOCOLS[config.eval.classes]),
             {name: scenario_protocol(kind, text) for name, text in probes.items()},
             environment=environment,
             planned_tasks=len(stream.tasks),

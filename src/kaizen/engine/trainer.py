@@ -135,7 +135,7 @@ class ContinualTrainer:
         built_for = position.task - 1 if position.at_task_start else position.task
         self._set_learner(self.learners.new(built_for))
         if saved is None:
-            self.state.result.random_init = self.evaluator.classifier_row(self.learner)
+            self.state.result.random_init = self.evaluator.random_init_row(self.learner)
         else:
             self._restore(saved, position)
         with self.stops, TrainingProgress(self.console, config.train.progress) as progress:

@@ -13,7 +13,7 @@ from torch import Tensor
 from kaizen.config import EvalConfig
 from kaizen.data.scenario import Task
 from kaizen.data.stream import Stream
-from kaizen.eval.accuracy import per_task_accuracy, predict
+from kaizen.eval.accuracy import per_task_accuracy, predict, seen_classes
 from kaizen.eval.metrics import negative_flip_rate
 from kaizen.eval.probes import extract_features, knn_predict, linear_probe_predict
 from kaizen.learner.learner import Learner
@@ -76,12 +76,26 @@ class Evaluator:
         self.config = config
         self.fabric = fabric
 
-    def classifier_correct(self, learner: Learner) -> Tensor:
-        """bool (M,) on the host: the classifier's hits on the whole test split."""
+    def argmax_classes(self, tasks_seen: int) -> Tensor | None:
+        """The classes the classifier's argmax runs over after ``tasks_seen`` tasks (K,), or
+        None for every class (``eval.classes``)."""
+        if self.config.classes == "all":
+            return None
+        return seen_classes(self.stream.tasks[:tasks_seen])
+
+    def classifier_correct(self, learner: Learner, tasks_seen: int) -> Tensor:
+        """bool (M,) on the host: the classifier's hits on the whole test split after
+        ``tasks_seen`` tasks."""
         fabric, stream = self.fabric, self.stream
         shards = torch.arange(len(stream.test_labels)).tensor_split(fabric.world_size)
         mine = shards[fabric.global_rank].to(stream.test_images.device)
-        hits = predict(learner, stream.test_images[mine], stream.normalize, self.config.batch_size)
+        hits = predict(
+            learner,
+            stream.test_images[mine],
+            stream.normalize,
+            self.config.batch_size,
+            self.argmax_classes(tasks_seen),
+        )
         hits = (hits == stream.test_labels[mine]).to(torch.int8)
         if fabric.world_size == 1:
             return hits.bool().cpu()
@@ -94,15 +108,20 @@ class Evaluator:
             [row[: len(shard)] for row, shard in zip(gathered, shards, strict=True)]
         ).bool()
 
-    def classifier_row(self, learner: Learner) -> list[float]:
-        """The classifier's accuracy on each task's test set."""
-        return per_task_accuracy(self.classifier_correct(learner), self.stream.tasks)
+    def random_init_row(self, learner: Learner) -> list[float]:
+        """The untrained classifier's accuracy on each task's test set, b_i of forward transfer.
+
+        Its argmax runs over what the first trained model's does: with ``eval.classes=seen``,
+        the first task's classes, so b_i and a[i-1][i] both leave out task i's classes when
+        they are new (no forward transfer is possible in the classifier then: both are 0).
+        """
+        return per_task_accuracy(self.classifier_correct(learner, 1), self.stream.tasks)
 
     def evaluate(
         self, learner: Learner, task: Task, previous_correct: Tensor | None
     ) -> TaskEvaluation:
         """Evaluate after ``task`` (tasks 0..task.index have been seen)."""
-        correct = self.classifier_correct(learner)
+        correct = self.classifier_correct(learner, task.index + 1)
         flip_rate = None
         if previous_correct is not None:
             earlier = torch.cat([t.test_indices for t in self.stream.tasks[: task.index]])

@@ -2,8 +2,9 @@
 
 ``a[i][j]`` is the accuracy on task j's test set after training task i (0-based, T x T). The
 formulas follow Chaudhry et al. 2018 (forgetting), Lopez-Paz & Ranzato 2017 (backward and
-forward transfer), Rebuffi et al. 2017 (average incremental accuracy), Tang et al. 2024
-(average continual accuracy) and Yan et al. 2021 (negative flip rate).
+forward transfer), Rebuffi et al. 2017 (average incremental accuracy), Zhang et al. 2023 (the
+pooled final accuracy), Tang et al. 2024 (average continual accuracy) and Yan et al. 2021
+(negative flip rate).
 """
 
 from __future__ import annotations
@@ -104,6 +105,21 @@ def average_incremental_accuracy(matrix: Matrix, test_sizes: Sequence[int]) -> f
         for t in range(size)
     ]
     return sum(seen) / size
+
+
+def pooled_final_accuracy(matrix: Matrix, test_sizes: Sequence[int]) -> float:
+    """sum_j n_j a[T-1][j] / sum_j n_j: top-1 over all test images pooled after the last task.
+
+    SLCA's "last accuracy" (Zhang et al., ICCV 2023); it equals :func:`final_accuracy`, the
+    mean over tasks, when every task has a test set of the same size.
+    """
+    size = _check_square(matrix)
+    _check_per_task(test_sizes, size, "test_sizes")
+    if sum(test_sizes) <= 0:
+        raise ValueError(f"the tasks need test images, got test sizes {list(test_sizes)}")
+    return sum(count * value for count, value in zip(test_sizes, matrix[-1], strict=True)) / sum(
+        test_sizes
+    )
 
 
 def forward_transfer(matrix: Matrix, random_init: Sequence[float]) -> float:
@@ -209,6 +225,11 @@ def continual_metrics(
         ),
     }
     if test_sizes is not None:
+        metrics["pooled_final_accuracy"] = Metric(
+            pooled_final_accuracy(matrix, test_sizes),
+            f"{base}; sum_j n_j a[T-1][j] / sum_j n_j, n_j = test images of task j (top-1 over "
+            "all test images pooled)",
+        )
         metrics["average_incremental_accuracy"] = Metric(
             average_incremental_accuracy(matrix, test_sizes),
             f"{base}; mean_i sum_(j<=i) n_j a[i][j] / sum_(j<=i) n_j, n_j = test images of task j",
