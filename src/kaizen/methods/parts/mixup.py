@@ -52,7 +52,8 @@ class ReservoirMixup(Part):
     partners are fresh augmentations of the raw images.
 
     Attributes:
-        indices: int64 (R,) buffered training indices, R <= ``strategy.buffer_size``.
+        indices: int64 (R,) buffered training indices, R <= ``strategy.buffer_size``, on the
+            image store's index device once the run has started.
         seen: how many training images the reservoir has been offered.
         views: float32 (R, C, H', W') on the training device, the stored view 2 of each
             buffered image (``buffer_views=stored``); None otherwise or while empty.
@@ -89,16 +90,18 @@ class ReservoirMixup(Part):
         self._refresh_rows()
 
     def _refresh_rows(self) -> None:
-        """The buffered indices on the image store's device, or None while the buffer is empty."""
+        """Keep the buffered indices on the image store's device, where each step's offered
+        batch already is (no host copy, no synchronisation per step); ``rows`` is None while
+        the buffer is empty."""
         if self.run is None:
             return
-        device = self.run.stream.train_images.index_device
-        self.rows = self.indices.to(device) if len(self.indices) else None
+        self.indices = self.indices.to(self.run.stream.train_images.index_device)
+        self.rows = self.indices if len(self.indices) else None
 
     def end_step(self, rows: Tensor) -> None:
         if self.config.buffer_update != "step":
             return
-        self._offer(rows.cpu(), self._step_views(len(rows)) if self.stores_views else None)
+        self._offer(rows, self._step_views(len(rows)) if self.stores_views else None)
         self._refresh_rows()
 
     def end_task(self, run: RunContext) -> None:
@@ -111,7 +114,11 @@ class ReservoirMixup(Part):
     def _offer(self, offered: Tensor, views: Tensor | None) -> None:
         """Offer training indices ``offered`` (N,), with their stored views (N, C, H', W')."""
         self.indices, self.seen, target, source = reservoir_update(
-            self.indices, self.seen, offered, self.config.buffer_size, self.generator
+            self.indices,
+            self.seen,
+            offered.to(self.indices.device),
+            self.config.buffer_size,
+            self.generator,
         )
         if views is not None:
             held = self.views if self.views is not None else views[:0]
@@ -164,7 +171,7 @@ class ReservoirMixup(Part):
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "indices": self.indices,
+            "indices": self.indices.cpu(),
             "seen": self.seen,
             "rng": self.generator.get_state(),
             "views": self.views,
@@ -247,5 +254,5 @@ def reservoir_update(
     slots = reservoir_slots(len(buffer), seen, len(offered), size, generator)
     target, source = last_item_per_slot(slots)
     length = min(size, len(buffer) + len(offered))
-    written = _written(buffer.clone(), length, target, offered[source])
+    written = _written(buffer.clone(), length, target, offered[source.to(offered.device)])
     return written, seen + len(offered), target, source
