@@ -73,44 +73,50 @@ freeze() {
     freeze.enabled=true "freeze.threshold=$threshold" "${made[@]:2}"
 }
 
-# Seed by seed, the plain run and then each variant's: a drift of the machine's speed reaches
-# every variant alike instead of the variant that happens to run last.
-for pair in "${pairs[@]}"; do
-  read -r name ssl strategy <<<"$pair"
-  for seed in "${selection_seeds[@]}"; do
-    sweep selection "$name" "$ssl" "$strategy" "$seed" plain
-    for variant in "${variants[@]}"; do
-      read -r -a made <<<"$variant"
-      IFS=',' read -r -a thresholds <<<"${made[1]}"
-      for threshold in "${thresholds[@]}"; do
-        freeze selection "$name" "$ssl" "$strategy" "$seed" "$variant" "$threshold"
+# thresholds STAGE NAME VARIANT: the thresholds a stage runs of a variant, one per line: every
+# candidate in the selection, the chosen one in the comparison (CHOSEN in a dry run before any
+# selection; nothing where no candidate kept plain's accuracy).
+thresholds() {
+  local stage=$1 name=$2 variant=$3
+  read -r -a made <<<"$variant"
+  if [[ $stage == selection ]]; then
+    tr ',' '\n' <<<"${made[1]}"
+  elif [[ -f $choice ]]; then
+    "$python" "$here/choose.py" --read "$choice" "$name" "${made[0]}"
+  else
+    echo CHOSEN
+  fi
+}
+
+# stage STAGE SEED...: seed by seed, the plain run and then each variant's, so that a drift of
+# the machine's speed reaches every variant alike instead of the variant that happens to run last.
+stage() {
+  local stage=$1
+  shift
+  for pair in "${pairs[@]}"; do
+    read -r name ssl strategy <<<"$pair"
+    for seed in "$@"; do
+      sweep "$stage" "$name" "$ssl" "$strategy" "$seed" plain
+      for variant in "${variants[@]}"; do
+        local chosen
+        chosen=$(thresholds "$stage" "$name" "$variant")
+        if [[ -z $chosen ]]; then
+          echo "run.sh: no threshold of $name ${variant%% *} kept plain's accuracy; not compared" >&2
+          continue
+        fi
+        for threshold in $chosen; do
+          freeze "$stage" "$name" "$ssl" "$strategy" "$seed" "$variant" "$threshold"
+        done
       done
     done
   done
-done
+}
 
 choice=$root/choice.json
+stage selection "${selection_seeds[@]}"
 if [[ ${DRY_RUN:-0} == 1 && ! -d $root/selection ]]; then
   echo "$python $here/choose.py $root/selection $choice"
 else
   "$python" "$here/choose.py" "$root/selection" "$choice" >/dev/null
 fi
-
-for pair in "${pairs[@]}"; do
-  read -r name ssl strategy <<<"$pair"
-  for seed in "${comparison_seeds[@]}"; do
-    sweep comparison "$name" "$ssl" "$strategy" "$seed" plain
-    for variant in "${variants[@]}"; do
-      read -r -a made <<<"$variant"
-      chosen=CHOSEN  # a dry run before any selection run shows where the choice goes
-      if [[ -f $choice ]]; then
-        chosen=$("$python" "$here/choose.py" --read "$choice" "$name" "${made[0]}")
-      fi
-      if [[ -z $chosen ]]; then
-        echo "run.sh: no threshold of $name ${made[0]} kept plain's accuracy; not compared" >&2
-        continue
-      fi
-      freeze comparison "$name" "$ssl" "$strategy" "$seed" "$variant" "$chosen"
-    done
-  done
-done
+stage comparison "${comparison_seeds[@]}"
