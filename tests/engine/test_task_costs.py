@@ -4,6 +4,7 @@ includes both."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,19 +32,28 @@ class FakeClock:
         self.now += 0.001
         return self.now
 
+    def slowed(self, function: Callable[..., Any], seconds: float) -> Callable[..., Any]:
+        """``function``, with this clock advanced by ``seconds`` before each call."""
+
+        def slow(*args: Any, **kwargs: Any) -> Any:
+            self.now += seconds
+            return function(*args, **kwargs)
+
+        return slow
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The training clock's perf_counter, replaced by a :class:`FakeClock`."""
+    fake = FakeClock()
+    monkeypatch.setattr(clock_module.time, "perf_counter", fake)
+    return fake
+
 
 def test_train_seconds_exclude_the_evaluation(
-    tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr(clock_module.time, "perf_counter", clock)
-    evaluate = Evaluator.evaluate
-
-    def slow_evaluate(self: Evaluator, *args: Any, **kwargs: Any) -> Any:
-        clock.now += EVALUATION_SECONDS
-        return evaluate(self, *args, **kwargs)
-
-    monkeypatch.setattr(Evaluator, "evaluate", slow_evaluate)
+    monkeypatch.setattr(Evaluator, "evaluate", clock.slowed(Evaluator.evaluate, EVALUATION_SECONDS))
     config = build_config(tiny(), ["eval.probes=[]"])
     result = ContinualTrainer(config, tmp_path / "run", Console(quiet=True)).run()
     assert len(result.costs) == 3
@@ -55,24 +65,14 @@ START_HOOK_SECONDS, END_HOOK_SECONDS = 100.0, 10.0
 
 
 def test_the_parts_hooks_are_charged_to_training(
-    tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     """A part's work at a task's start and end (a freezing probe, a buffer update) is training
     time: ``hook_seconds`` holds it and ``train_seconds`` includes it, once."""
-    clock = FakeClock()
-    monkeypatch.setattr(clock_module.time, "perf_counter", clock)
-    start, end = LabelledReplay.start_task, LabelledReplay.end_task
-
-    def slow_start(self: LabelledReplay, run: Any) -> None:
-        clock.now += START_HOOK_SECONDS
-        start(self, run)
-
-    def slow_end(self: LabelledReplay, run: Any) -> None:
-        clock.now += END_HOOK_SECONDS
-        end(self, run)
-
-    monkeypatch.setattr(LabelledReplay, "start_task", slow_start)
-    monkeypatch.setattr(LabelledReplay, "end_task", slow_end)
+    start = clock.slowed(LabelledReplay.start_task, START_HOOK_SECONDS)
+    monkeypatch.setattr(LabelledReplay, "start_task", start)
+    end = clock.slowed(LabelledReplay.end_task, END_HOOK_SECONDS)
+    monkeypatch.setattr(LabelledReplay, "end_task", end)
     out = tmp_path / "run"
     config = build_config(tiny(), ["eval.probes=[]"])
     result = ContinualTrainer(config, out, Console(quiet=True)).run()
@@ -87,18 +87,11 @@ def test_the_parts_hooks_are_charged_to_training(
 
 
 def test_the_freezing_probe_is_charged(
-    tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
 ) -> None:
     """LUMP with freezing: the correlation probe at the start of tasks 1.. is training time."""
-    clock = FakeClock()
-    monkeypatch.setattr(clock_module.time, "perf_counter", clock)
-    measure = freezing.block_correlations
-
-    def slow_measure(*args: Any) -> list[float]:
-        clock.now += START_HOOK_SECONDS
-        return measure(*args)
-
-    monkeypatch.setattr(freezing, "block_correlations", slow_measure)
+    measure = clock.slowed(freezing.block_correlations, START_HOOK_SECONDS)
+    monkeypatch.setattr(freezing, "block_correlations", measure)
     out = tmp_path / "run"
     overrides = ["eval.probes=[]", "freeze.enabled=true", "freeze.probe_images=8"]
     ContinualTrainer(build_config(tiny("lump", "simsiam"), overrides), out).run()
