@@ -783,3 +783,10 @@ def test_an_unknown_strategy_lists_the_registered_ones():
     assert "'strategy.name' = 'ewc'" in message
     for name in ("'kaizen'", "'lump'", "'slcapp'", "'kaizen-replay-kd'"):
         assert name in message
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_states_the_classes_its_classifier_is_evaluated_over(name):
+    # SLCA's released code evaluates the heads of the tasks seen so far; Kaizen's all classes
+    stated = load_preset(name).get("eval", {}).get("classes")
+    assert stated == ("seen" if name.startswith("slca-") else "all")
