@@ -1,6 +1,9 @@
 """Print the tables of docs/results-pretrained.md from the run records of commands.sh.
 
-.venv/bin/python docs/results-pretrained/summarise.py runs/pretrained-demo
+.venv/bin/python docs/results-pretrained/summarise.py runs/pretrained-demo [BEFORE]
+
+With BEFORE, a directory of records of the same runs under other settings, a second table sets
+the SLCA family's numbers side by side: BEFORE's, then ROOT's.
 """
 
 from __future__ import annotations
@@ -30,7 +33,27 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
-def main(root: Path) -> None:
+def _side_by_side(before: Path, after: Path) -> None:
+    """The SLCA family's metrics under ``before``'s settings and ``after``'s, per strategy."""
+    print()
+    print(
+        "| strategy | seeds | " + " | ".join(f"{name} (before → after)" for name in METRICS) + " |"
+    )
+    print("|---|---|" + "---|" * len(METRICS))
+    for name in SLCA_FAMILY:
+        old, new = _runs(before, name), _runs(after, name)
+        if not old or not new:
+            continue
+        seeds = ", ".join(str(run["config"]["seed"]) for run in new)
+        cells = [
+            f"{statistics.mean(_value(run, metric) for run in old):.3f} → "
+            f"{statistics.mean(_value(run, metric) for run in new):.3f}"
+            for metric in METRICS
+        ]
+        print(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+
+
+def main(root: Path, before: Path | None = None) -> None:
     header = "| strategy | seeds | final accuracy | average incremental accuracy | forgetting |"
     print(header)
     print("|---|---|---|---|---|")
@@ -62,6 +85,12 @@ def main(root: Path) -> None:
     if "slcapp" in means and "joint" in means:
         print(f"joint - slcapp: {means['joint'] - means['slcapp']:.3f}")
 
+    if before is not None:
+        _side_by_side(before, root)
+
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/pretrained-demo"))
+    main(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "runs/pretrained-demo"),
+        Path(sys.argv[2]) if len(sys.argv) > 2 else None,
+    )
