@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
 import kornia.augmentation as K
 import torch
@@ -11,27 +10,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kaizen.config import AugmentConfig
+from kaizen.data.resample import Interpolation, resize_like_pillow
 from kaizen.errors import ConfigError
 
 TEST_CROP_FRACTION = 0.875
 """The share of the resized test image the centre crop keeps (224 of 256, as SLCA tests)."""
-
-Interpolation = Literal["bilinear", "bicubic"]
-"""A resampling filter's name, as ``augment.crop_interpolation`` and ``test_interpolation``."""
-
-
-def resize_like_pillow(pixels: Tensor, side: int, interpolation: Interpolation) -> Tensor:
-    """Images in [0, 1] resized to ``side`` x ``side`` with Pillow's filter of that name, as
-    torchvision's ``Resize`` resamples PIL images: torch's antialiased interpolation is Pillow's
-    (bicubic with coefficient -0.5, the kernel widened when shrinking), and the result is
-    clipped to [0, 1] as Pillow saturates 8-bit pixels.
-
-    Shapes: (N, C, H, W) float -> (N, C, side, side).
-    """
-    resized = F.interpolate(
-        pixels, size=(side, side), mode=interpolation, align_corners=False, antialias=True
-    )
-    return resized.clamp(0.0, 1.0)
 
 
 class Normalize(nn.Module):
