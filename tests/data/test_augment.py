@@ -148,13 +148,18 @@ def _operator_calls(augment: ViewAugment, images: torch.Tensor) -> int:
     return sum(event.count for event in profiler.key_averages() if event.key.startswith("aten::"))
 
 
+@pytest.mark.parametrize("crop", [{}, {"crop": "resize-then-crop", "resize_to": 20}])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_augmentation_cost_in_operators_does_not_grow_with_the_batch(channels):
+def test_augmentation_cost_in_operators_does_not_grow_with_the_batch(channels, crop):
     # Batched on the device: no per-image crop, resize or colour operation. A per-image loop
     # would add at least one operator per extra image and view; only a few shape-dependent
     # view operations (slicing) may differ. Every probability is 1 so every branch runs.
     config = AugmentConfig(
-        jitter_prob=1.0, grayscale_prob=1.0, solarize_prob=(1.0, 1.0), blur_prob=(1.0, 1.0)
+        jitter_prob=1.0,
+        grayscale_prob=1.0,
+        solarize_prob=(1.0, 1.0),
+        blur_prob=(1.0, 1.0),
+        **crop,
     )
     normalize = Normalize(torch.full((channels,), 0.5), torch.full((channels,), 0.25))
     augment = ViewAugment(config, (16, 16), channels, normalize)

@@ -102,7 +102,7 @@ class AugmentConfig(Section):
         "bilinear",
         description="How test images are resized to input_size / 0.875 before the centre crop "
         "(when the backbone has an input size): bilinear, torch's filter without "
-        "antialiasing; bicubic, Pillow's (torch's antialiased bicubic), which SLCA's released "
+        "antialiasing; bicubic, Pillow's antialiased bicubic, which SLCA's released "
         "Resize(256, interpolation=3) applies.",
     )
 

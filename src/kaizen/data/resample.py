@@ -39,17 +39,24 @@ def _filter(distance: NDArray[np.float64], interpolation: Interpolation) -> NDAr
 
 
 @lru_cache(maxsize=32)
-def resize_weights(in_size: int, out_size: int, interpolation: Interpolation) -> Tensor:
-    """The (out_size, in_size) float64 matrix whose row i weights the input pixels of output
-    pixel i, each row summing to 1 (Pillow's ``precompute_coeffs``): centre (i + 0.5) * scale,
-    filter stretched by max(scale, 1), where scale = in_size / out_size."""
+def resize_weights(
+    in_size: int,
+    out_size: int,
+    interpolation: Interpolation,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """The (out_size, in_size) matrix whose row i weights the input pixels of output pixel i,
+    each row summing to 1 (Pillow's ``precompute_coeffs``): centre (i + 0.5) * scale, filter
+    stretched by max(scale, 1), where scale = in_size / out_size. Computed in float64, then
+    kept on ``device`` in ``dtype``, so that each step reuses it without a transfer."""
     scale = in_size / out_size
     stretch = max(scale, 1.0)
     centres = (np.arange(out_size, dtype=np.float64) + 0.5) * scale
     positions = np.arange(in_size, dtype=np.float64) + 0.5
     weights = _filter((positions[None, :] - centres[:, None]) / stretch, interpolation)
     weights /= weights.sum(axis=1, keepdims=True)
-    return torch.from_numpy(weights)
+    return torch.from_numpy(weights).to(device=device, dtype=dtype)
 
 
 def resize_like_pillow(pixels: Tensor, side: int, interpolation: Interpolation) -> Tensor:
@@ -59,6 +66,6 @@ def resize_like_pillow(pixels: Tensor, side: int, interpolation: Interpolation) 
     Shapes: (N, C, H, W) float -> (N, C, side, side).
     """
     height, width = pixels.shape[-2:]
-    rows = resize_weights(height, side, interpolation).to(pixels)
-    columns = resize_weights(width, side, interpolation).to(pixels)
+    rows = resize_weights(height, side, interpolation, pixels.device, pixels.dtype)
+    columns = resize_weights(width, side, interpolation, pixels.device, pixels.dtype)
     return (rows @ pixels @ columns.T).clamp(0.0, 1.0)
