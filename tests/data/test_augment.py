@@ -213,7 +213,7 @@ IDENTITY = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 """Normalisation statistics that leave pixels in [0, 1] as they are."""
 
 
-def _resize_then_crop(resize_to: int | None, **values) -> AugmentConfig:
+def _resize_then_crop(resize_to: int, **values) -> AugmentConfig:
     return AugmentConfig(
         **{
             **NO_OP,
@@ -276,12 +276,10 @@ def test_contradictory_crop_settings_are_refused_in_one_line(overrides, named):
 def test_brightness_only_jitter_scales_each_image_by_one_factor_in_range():
     # SLCA's CIFAR-100 ColorJitter(brightness=63/255), always applied: each image is multiplied
     # by one factor in [1 - b, 1 + b], so channel ratios (hue, saturation) are kept; contrast,
-    # saturation or hue would break the proportion, a probability below 1 leave factors at 1.
+    # saturation or hue would break the proportion, a probability below 1 would leave some at 1.
     brightness = 63 / 255
-    config = AugmentConfig(
-        **{**NO_OP, "brightness": brightness, "contrast": 0.0, "saturation": 0.0, "hue": 0.0},
-        jitter_prob=1.0,
-    )
+    jitter = {"brightness": brightness, "contrast": 0.0, "saturation": 0.0, "hue": 0.0}
+    config = AugmentConfig(**{**NO_OP, **jitter, "jitter_prob": 1.0})
     generator = torch.Generator().manual_seed(0)
     # at most 0.7 before, at most 0.7 (1 + b) < 1 after: nothing is clipped
     images = torch.randint(20, 179, (64, 3, 8, 8), generator=generator, dtype=torch.uint8)
@@ -289,8 +287,10 @@ def test_brightness_only_jitter_scales_each_image_by_one_factor_in_range():
     views = augment_for(config, images, num_views=1, statistics=IDENTITY)(images)
     ratios = views / (images.float() / 255.0)
     factors = ratios.flatten(1).mean(dim=1)
-    torch.testing.assert_close(ratios, factors.reshape(-1, 1, 1, 1).expand_as(ratios))
-    assert torch.all((factors >= 1 - brightness - 1e-6) & (factors <= 1 + brightness + 1e-6))
+    # the identity crop (area 1) resamples with errors near 1e-6
+    same = factors.reshape(-1, 1, 1, 1).expand_as(ratios)
+    torch.testing.assert_close(ratios, same, atol=1e-4, rtol=0)
+    assert torch.all((factors >= 1 - brightness - 1e-4) & (factors <= 1 + brightness + 1e-4))
     assert torch.all((factors - 1).abs() > 1e-4)
     assert factors.max() - factors.min() > brightness
 
