@@ -65,7 +65,8 @@ def resize_like_pillow(pixels: Tensor, side: int, interpolation: Interpolation) 
 
     Shapes: (N, C, H, W) float -> (N, C, side, side).
     """
-    height, width = pixels.shape[-2:]
+    # plain ints: a trace for export sees the image size as a constant, as the weights are
+    height, width = (int(length) for length in pixels.shape[-2:])
     rows = resize_weights(height, side, interpolation, pixels.device, pixels.dtype)
     columns = resize_weights(width, side, interpolation, pixels.device, pixels.dtype)
     return (rows @ pixels @ columns.T).clamp(0.0, 1.0)
