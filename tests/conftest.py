@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from kaizen.config import SSL_SETTINGS, RunConfig, build_config
 from kaizen.data.formats.idx import default_idx_folder
@@ -44,6 +46,20 @@ def small_ssl(ssl: str, width: int, output_dim: int, queue_size: int) -> dict[st
         "queue_size": queue_size,
     }
     return {key: value for key, value in section.items() if key in SSL_SETTINGS[ssl].model_fields}
+
+
+PILLOW_FILTERS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+
+
+def pillow_resized(planes: torch.Tensor, side: int, interpolation: str = "bicubic") -> torch.Tensor:
+    """Every (H, W) plane of ``planes`` (..., H, W) resized to ``side`` x ``side`` by Pillow on
+    a 32-bit float ("F") image: a resize computed independently of torch, unclipped."""
+    flat = planes.detach().reshape(-1, *planes.shape[-2:]).numpy().astype(np.float32)
+    resized = [
+        np.asarray(Image.fromarray(plane).resize((side, side), PILLOW_FILTERS[interpolation]))
+        for plane in flat
+    ]
+    return torch.from_numpy(np.stack(resized)).reshape(*planes.shape[:-2], side, side)
 
 
 def tiny_tree(strategy: str = "kaizen", ssl: str = "simclr") -> dict[str, Any]:

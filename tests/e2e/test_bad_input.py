@@ -131,6 +131,10 @@ CASES: dict[str, tuple[Edit, str]] = {
         _both(_set("strategy", name="joint"), _set("freeze", enabled=True)),
         "freeze.enabled",
     ),
+    "training resize smaller than the crop": (
+        _set("augment", crop="resize-then-crop", resize_to=12),
+        "augment.resize_to=12",
+    ),
     "LUMP buffer larger than the data": (
         _set("strategy", name="lump", buffer_size=100_000),
         "strategy.buffer_size=100000",

@@ -3,13 +3,16 @@ run directories, position-embedding resampling, errors and the block view."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import save_file
 from torch import Tensor, nn
+from torch.nn import functional as F
 
+from conftest import pillow_resized
 from kaizen.errors import ConfigError
 from kaizen.models.backbones import build_backbone
 from kaizen.models.vit import VisionTransformer, resample_position_embedding
@@ -173,6 +176,39 @@ def test_resampling_keeps_the_cls_position_and_the_grid_orientation():
     grid = resampled[0, 1:, 0].reshape(8, 8)
     torch.testing.assert_close(grid, grid[:, :1].expand(8, 8))  # constant along each row
     assert torch.all(grid[1:, 0] > grid[:-1, 0])  # increasing down the rows
+
+
+def _pos_embed(grid: int, dim: int = 5) -> Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(1, 1 + grid * grid, dim, generator=generator)
+
+
+def _pillow_resampled(pos_embed: Tensor, grid: int) -> Tensor:
+    """The patch positions of (1, 1 + G * G, D) resized channel by channel by Pillow's bicubic,
+    which torch's antialiased bicubic (timm's resampling) mirrors: (1, grid * grid, D)."""
+    old_grid = math.isqrt(pos_embed.shape[1] - 1)
+    planes = pos_embed[0, 1:].reshape(old_grid, old_grid, -1).permute(2, 0, 1)
+    return pillow_resized(planes, grid).permute(1, 2, 0).reshape(1, grid * grid, -1)
+
+
+@pytest.mark.parametrize(("old_grid", "grid"), [(4, 7), (14, 8)], ids=["enlarge", "shrink"])
+def test_resampling_is_timms_antialiased_bicubic(old_grid: int, grid: int):
+    pos_embed = _pos_embed(old_grid)
+    resampled = resample_position_embedding(pos_embed, grid)
+    assert resampled.shape == (1, 1 + grid * grid, 5)
+    assert torch.equal(resampled[:, :1], pos_embed[:, :1])
+    torch.testing.assert_close(
+        resampled[:, 1:], _pillow_resampled(pos_embed, grid), atol=1e-5, rtol=0
+    )
+
+
+def test_bicubic_without_antialiasing_differs_from_timm_when_shrinking():
+    # The resampling before timm's antialiasing was adopted: the test above would fail on it.
+    pos_embed = _pos_embed(14)
+    image = pos_embed[:, 1:].reshape(1, 14, 14, 5).permute(0, 3, 1, 2)
+    plain = F.interpolate(image, size=(8, 8), mode="bicubic", align_corners=False)
+    patches = plain.permute(0, 2, 3, 1).reshape(1, 64, 5)
+    assert (patches - _pillow_resampled(pos_embed, 8)).abs().max() > 1e-2
 
 
 def test_a_file_at_another_grid_loads_with_resampled_positions(tmp_path: Path):

@@ -62,9 +62,27 @@ class OptimConfig(Section):
 
 
 class AugmentConfig(Section):
-    """Two-view augmentation for the self-supervised terms (per view where a pair is given)."""
+    """Two-view augmentation for the self-supervised terms (per view where a pair is given),
+    the training transform of a supervised learner, and the test-time resize."""
 
-    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop: Literal["random-resized", "resize-then-crop"] = Field(
+        "random-resized",
+        description="random-resized: a random crop of crop_scale of the image's area and an "
+        "aspect ratio in [3/4, 4/3], resized to the input size; resize-then-crop: every image "
+        "resized to resize_to x resize_to, then a window of the input size at a uniformly drawn "
+        "offset, never enlarged further (SLCA's released code on CUB-200 and Cars-196: "
+        "Resize((300, 300)) then RandomCrop(224); random-resized on CIFAR-100 and ImageNet-R).",
+    )
+    resize_to: int | None = Field(
+        None,
+        ge=1,
+        description="With crop=resize-then-crop (and only then), the side every training image "
+        "is resized to before the random window is cut; at least the input size (SLCA's "
+        "released code: 300).",
+    )
+    crop_scale: tuple[float, float] = Field(
+        (0.08, 1.0), description="With crop=random-resized, the range of the crop's area share."
+    )
     brightness: float = Field(0.4, ge=0.0)
     contrast: float = Field(0.4, ge=0.0)
     saturation: float = Field(0.2, ge=0.0)
@@ -76,11 +94,30 @@ class AugmentConfig(Section):
     hflip_prob: float = Field(0.5, ge=0.0, le=1.0)
     crop_interpolation: Literal["bilinear", "bicubic"] = Field(
         "bilinear",
-        description="How the random crop resamples (Kaizen's released code: bicubic).",
+        description="How the training crop resamples: crop=random-resized warps with kornia's "
+        "filter of that name, crop=resize-then-crop resizes with Pillow's (antialiased, as "
+        "torchvision's Resize on images). Kaizen's and SLCA's released code: bicubic.",
+    )
+    test_interpolation: Literal["bilinear", "bicubic"] = Field(
+        "bilinear",
+        description="How test images are resized to input_size / 0.875 before the centre crop "
+        "(when the backbone has an input size): bilinear, torch's filter without "
+        "antialiasing; bicubic, Pillow's antialiased bicubic, which SLCA's released "
+        "Resize(256, interpolation=3) applies.",
     )
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:
+        if self.crop == "resize-then-crop" and self.resize_to is None:
+            raise ValueError(
+                "crop=resize-then-crop needs augment.resize_to, the side images are resized "
+                "to before the crop (SLCA: 300)"
+            )
+        if self.crop == "random-resized" and self.resize_to is not None:
+            raise ValueError(
+                "augment.resize_to applies to crop=resize-then-crop only; set "
+                "augment.crop=resize-then-crop or augment.resize_to=null"
+            )
         low, high = self.crop_scale
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"crop_scale {self.crop_scale} must satisfy 0 < low <= high <= 1")

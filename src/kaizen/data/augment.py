@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kaizen.config import AugmentConfig
+from kaizen.data.resample import Interpolation, resize_like_pillow
 from kaizen.errors import ConfigError
 
 TEST_CROP_FRACTION = 0.875
@@ -18,7 +19,10 @@ TEST_CROP_FRACTION = 0.875
 
 class Normalize(nn.Module):
     """uint8 images to normalised float: (x / 255 - mean) / std, per channel; with ``size``,
-    first resized (bilinear) to ``size / 0.875`` and centre-cropped to ``size``.
+    first resized to ``size / 0.875`` and centre-cropped to ``size``. The resize is torch's
+    bilinear (no antialiasing) or, with ``interpolation="bicubic"``, Pillow's bicubic
+    (:func:`resize_like_pillow`), the ``Resize(256, interpolation=3)`` of SLCA's released test
+    transform.
 
     Shapes: (N, C, H, W) uint8 -> (N, C, H, W) float32, or (N, C, size, size).
     """
@@ -26,17 +30,27 @@ class Normalize(nn.Module):
     mean: Tensor
     std: Tensor
 
-    def __init__(self, mean: Tensor, std: Tensor, size: int | None = None) -> None:
+    def __init__(
+        self,
+        mean: Tensor,
+        std: Tensor,
+        size: int | None = None,
+        interpolation: Interpolation = "bilinear",
+    ) -> None:
         super().__init__()
         self.register_buffer("mean", mean.reshape(1, -1, 1, 1).float())
         self.register_buffer("std", std.reshape(1, -1, 1, 1).float())
         self.size = size
+        self.interpolation: Interpolation = interpolation
 
     def forward(self, images: Tensor) -> Tensor:
         pixels = images.float() / 255.0
         if self.size is not None and tuple(pixels.shape[-2:]) != (self.size, self.size):
             resized = round(self.size / TEST_CROP_FRACTION)
-            pixels = F.interpolate(pixels, size=(resized, resized), mode="bilinear")
+            if self.interpolation == "bicubic":
+                pixels = resize_like_pillow(pixels, resized, "bicubic")
+            else:
+                pixels = F.interpolate(pixels, size=(resized, resized), mode="bilinear")
             start = (resized - self.size) // 2
             pixels = pixels[..., start : start + self.size, start : start + self.size]
         return (pixels - self.mean) / self.std
@@ -54,18 +68,60 @@ def _blur_kernel(side: int) -> int:
     return kernel if kernel % 2 else kernel + 1
 
 
+class ResizeThenCrop(nn.Module):
+    """Every image resized to ``resize_to`` x ``resize_to`` (:func:`resize_like_pillow`), then
+    one ``size`` window per image at an offset drawn uniformly from every position inside it:
+    torchvision's ``Resize((300, 300), interpolation=3)`` and ``RandomCrop(224)``, SLCA's
+    released training crop on CUB-200 and Cars-196 (Zhang et al., ICCV 2023; ``utils/data.py``).
+
+    Shapes: (N, C, H, W) float in [0, 1] -> (N, C, size[0], size[1]).
+    """
+
+    def __init__(self, resize_to: int, size: tuple[int, int], interpolation: Interpolation) -> None:
+        super().__init__()
+        self.resize_to = resize_to
+        self.size = size
+        self.interpolation: Interpolation = interpolation
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        resized = resize_like_pillow(pixels, self.resize_to, self.interpolation)
+        count, device = len(pixels), pixels.device
+        height, width = self.size
+        tops = torch.randint(0, self.resize_to - height + 1, (count, 1, 1), device=device)
+        lefts = torch.randint(0, self.resize_to - width + 1, (count, 1, 1), device=device)
+        rows = tops + torch.arange(height, device=device).reshape(1, height, 1)
+        columns = lefts + torch.arange(width, device=device).reshape(1, 1, width)
+        images = torch.arange(count, device=device).reshape(count, 1, 1)
+        # (N, side, side, C) indexed by (N, h, w) grids -> (N, h, w, C)
+        windows = resized.permute(0, 2, 3, 1)[images, rows, columns]
+        return windows.permute(0, 3, 1, 2)
+
+
+def _training_crop(config: AugmentConfig, size: tuple[int, int]) -> nn.Module:
+    """The first step of a training view: ``augment.crop`` at output ``size``."""
+    if config.crop == "random-resized":
+        # "resample": one batched affine warp; the default slicing crops image by image.
+        return K.RandomResizedCrop(
+            size,
+            scale=config.crop_scale,
+            cropping_mode="resample",
+            resample=config.crop_interpolation,
+        )
+    side = config.resize_to
+    if side is None or side < max(size):
+        raise ConfigError(
+            f"augment.resize_to={side} is smaller than the {size[0]} x {size[1]} training "
+            f"crop; set augment.resize_to to at least {max(size)} (SLCA: 300 for 224)"
+        )
+    return ResizeThenCrop(side, size, config.crop_interpolation)
+
+
 def _view_pipeline(
     config: AugmentConfig, size: tuple[int, int], channels: int, solarize: float, blur: float
 ) -> nn.Sequential:
     colour = channels == 3
     ops: list[nn.Module] = [
-        # "resample": one batched affine warp; the default slicing crops image by image.
-        K.RandomResizedCrop(
-            size,
-            scale=config.crop_scale,
-            cropping_mode="resample",
-            resample=config.crop_interpolation,
-        ),
+        _training_crop(config, size),
         K.ColorJitter(
             config.brightness,
             config.contrast,
@@ -156,9 +212,10 @@ def augment_for(
     with the per-channel (mean, std) ``statistics``, or else with their own
     (:func:`channel_stats`); its ``normalize`` also serves evaluation.
 
-    With ``input_size``, the views come out ``input_size`` square (the random crop resizes to
-    it) and ``normalize`` resizes and centre-crops test images to it; otherwise both keep the
-    images' own size.
+    With ``input_size``, the views come out ``input_size`` square (the training crop resizes
+    to it) and ``normalize`` resizes (``augment.test_interpolation``) and centre-crops test
+    images to it; otherwise both keep the images' own size. Raises ``ConfigError`` when
+    ``augment.resize_to`` is smaller than the training crop.
     """
     size = (images.shape[2], images.shape[3]) if input_size is None else (input_size,) * 2
     if statistics is None:
@@ -170,5 +227,5 @@ def augment_for(
                 f"data.normalize_mean and data.normalize_std give {len(mean)} channels and the "
                 f"images have {images.shape[1]}; give one value per channel"
             )
-    normalize = Normalize(mean, std, size=input_size)
+    normalize = Normalize(mean, std, size=input_size, interpolation=config.test_interpolation)
     return ViewAugment(config, size, images.shape[1], normalize, num_views)

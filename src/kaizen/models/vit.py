@@ -112,8 +112,11 @@ class TransformerBlock(nn.Module):
 def resample_position_embedding(pos_embed: Tensor, grid: int) -> Tensor:
     """Position embeddings of a square patch grid resampled to a ``grid`` x ``grid`` one.
 
-    The patch positions, seen as a D-channel image, are interpolated bicubically
-    (``align_corners=False``, in float32); the [CLS] position is kept as it is.
+    The patch positions, seen as a D-channel image, are interpolated bicubically with
+    antialiasing (``align_corners=False``, in float32), as timm's ``resample_abs_pos_embed``
+    does when it loads a checkpoint at another grid: torch's antialiased bicubic is Pillow's
+    (cubic coefficient -0.5, kernel widened when shrinking), so pre-trained weights resample
+    as they do in timm. The [CLS] position is kept as it is.
     Shapes: (1, 1 + G * G, D) -> (1, 1 + grid * grid, D). Raises ``ValueError`` when the
     number of patch positions is not a square.
     """
@@ -123,7 +126,9 @@ def resample_position_embedding(pos_embed: Tensor, grid: int) -> Tensor:
     old_grid = math.isqrt(patches.shape[1])
     dim = patches.shape[-1]
     image = patches.reshape(1, old_grid, old_grid, dim).permute(0, 3, 1, 2).float()
-    image = F.interpolate(image, size=(grid, grid), mode="bicubic", align_corners=False)
+    image = F.interpolate(
+        image, size=(grid, grid), mode="bicubic", align_corners=False, antialias=True
+    )
     patches = image.permute(0, 2, 3, 1).reshape(1, grid * grid, dim).to(pos_embed.dtype)
     return torch.cat([cls_position, patches], dim=1)
 

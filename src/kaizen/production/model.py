@@ -115,6 +115,7 @@ def architecture_of(
             "mean": normalize.mean.flatten().tolist(),
             "std": normalize.std.flatten().tolist(),
             "size": normalize.size,
+            "interpolation": normalize.interpolation,
         },
         "in_channels": channels,
     }
@@ -168,7 +169,12 @@ def build_model(spec: ModelSpec) -> InferenceModel:
     else:
         classifier = Classifier(backbone.feature_dim, arch["num_classes"], heads["hidden_dim"])
     norm = arch["normalize"]
-    normalize = Normalize(torch.tensor(norm["mean"]), torch.tensor(norm["std"]), norm["size"])
+    normalize = Normalize(
+        torch.tensor(norm["mean"]),
+        torch.tensor(norm["std"]),
+        norm["size"],
+        norm.get("interpolation", "bilinear"),  # absent from models saved before it existed
+    )
     return InferenceModel(normalize, backbone, classifier).eval()
 
 
