@@ -82,9 +82,8 @@ class ClassifierAlignment(Part):
         if self.config.align_statistics == "all-data" and has_updates:
             raise ConfigError(
                 "classifier.align_statistics=all-data recomputes every class's statistics from "
-                "all earlier training images, an upper bound for experiments, and an update "
-                "learns from the data that arrived: update a run started with "
-                "classifier.align_statistics=stored or replay"
+                "all earlier tasks' images, an experiment's upper bound, not a way to update a "
+                "model: update a run started with classifier.align_statistics=stored or replay"
             )
 
     def prepare_learner(self, learner: Learner) -> None:
