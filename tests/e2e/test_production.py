@@ -415,3 +415,21 @@ def test_an_update_of_known_classes_on_a_run_of_task_heads_is_refused(
     assert "model.heads=per-task" in error and "class-0 are known" in error
     assert len(error.splitlines()) == 1
     assert _digests(run_dir) == before
+
+
+def test_an_update_of_a_run_aligned_on_all_its_data_is_refused(
+    arrived: Path, tmp_path: Path, capsys
+) -> None:
+    from conftest import tiny_tree
+
+    tree = tiny_tree("kaizen")
+    tree["classifier"] = {"align": True, "align_statistics": "all-data"}
+    tree["train"].update({"progress": False, "num_threads": 1})
+    run_dir = tmp_path / "run"
+    kaizen.run(tree, run_dir)
+    before = _digests(run_dir)
+    assert main(["update", str(run_dir), str(arrived)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "classifier.align_statistics=all-data" in error and "stored" in error
+    assert len(error.splitlines()) == 1
+    assert _digests(run_dir) == before

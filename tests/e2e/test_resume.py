@@ -274,6 +274,36 @@ def test_a_kill_inside_the_alignment_leaves_the_task_unfinished(tiny, tmp_path: 
     assert not any(name.startswith("ckpt-t002") for name in written)
 
 
+RELEASED_ALIGNMENT = {
+    "align_from_task": 1,
+    "align_sampling": "epoch",
+    "align_schedule": "epoch",
+    "align_epochs": 3,
+    # 16 features per class: 2 steps per epoch at task 1 (4 classes), 3 at task 2 (6 classes)
+    "align_batch_size": 32,
+}
+"""SLCA's released alignment loop, shortened: new draws every epoch, a per-epoch cosine, none
+after task 0."""
+
+
+def test_kills_in_later_epochs_of_the_released_alignment_then_resume_give_identical_results(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = deep_merge(_resumable(tiny, "slcapp"), {"classifier": RELEASED_ALIGNMENT})
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    points = _run_logging_points(tree, tmp_path / "straight", tmp_path / "points", monkeypatch)
+    aligned = [point for point in points if point.startswith("align")]
+    assert aligned == [f"align 1.{step}" for step in range(6)] + [
+        f"align 2.{step}" for step in range(9)
+    ]
+    # the first step of task 1's third epoch, the second step of task 2's second epoch
+    chosen = ["align 1.4", "align 2.4"]
+    run_dir = tmp_path / "killed"
+    _kill_at_each_then_finish([*CLI, "run", str(config), "--out", str(run_dir)], run_dir, chosen)
+    assert _results(run_dir) == _results(tmp_path / "straight")
+
+
 def test_sigterm_saves_a_checkpoint_and_names_the_resume_command(tiny, tmp_path: Path) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(_resumable(tiny)))

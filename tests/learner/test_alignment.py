@@ -1,11 +1,15 @@
 """Classifier alignment: class statistics on hand-made features, sampling, the logit
-normalisation, and an alignment that removes a classifier's bias towards the last task."""
+normalisation, an alignment that removes a classifier's bias towards the last task, and the
+alignment loop's draws and learning rates."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from kaizen.learner.alignment import (
     COVARIANCE_RIDGE,
@@ -105,3 +109,79 @@ def test_replace_recomputes_the_classes_given():
     stats.add(torch.tensor([[0.0, 0.0], [2.0, 2.0]]), torch.tensor([0, 0]))
     assert stats.add(torch.tensor([[4.0, 4.0], [6.0, 6.0]]), torch.tensor([0, 0]), replace=True)
     torch.testing.assert_close(stats.means[0], torch.tensor([5.0, 5.0], dtype=torch.float64))
+
+
+def _two_classes() -> ClassStatistics:
+    generator = torch.Generator().manual_seed(3)
+    stats = ClassStatistics(3)
+    features = torch.cat([torch.randn(32, 3, generator=generator) + 4.0 * c for c in (0, 1)])
+    stats.add(features, torch.tensor([0, 1]).repeat_interleave(32))
+    return stats
+
+
+def _inputs_per_step(**options) -> tuple[list[Tensor], Tensor]:
+    """The features each step of an alignment of two classes fed the classifier, and the
+    classifier's weight after it; 8 features per class, 3 epochs, seed 11."""
+    classifier = nn.Linear(3, 2)
+    for parameter in classifier.parameters():  # the same start on every call
+        nn.init.zeros_(parameter)
+    seen: list[Tensor] = []
+    classifier.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
+    align_classifier(
+        classifier,
+        _two_classes(),
+        [[0], [1]],
+        torch.Generator().manual_seed(11),
+        samples_per_class=8,
+        epochs=3,
+        **options,
+    )
+    return seen, classifier.weight.detach().clone()
+
+
+def _as_set(rows: Tensor) -> Tensor:
+    """``rows`` (N, D) in a fixed order, to compare draws whatever their shuffle."""
+    return rows[rows[:, 0].argsort()]
+
+
+def test_per_epoch_sampling_draws_new_features_every_epoch_from_the_seed():
+    # 16 features in batches of 16: one step per epoch, each step sees its epoch's whole draw
+    per_epoch, weight = _inputs_per_step(batch_size=16, sampling="epoch")
+    assert len(per_epoch) == 3
+    for first in range(3):
+        for second in range(first + 1, 3):
+            assert not torch.allclose(_as_set(per_epoch[first]), _as_set(per_epoch[second]))
+    again, weight_again = _inputs_per_step(batch_size=16, sampling="epoch")
+    assert all(torch.equal(a, b) for a, b in zip(per_epoch, again, strict=True))
+    assert torch.equal(weight, weight_again)
+    # sampled once: every epoch reshuffles the same draw, which is the first epoch's
+    once, _ = _inputs_per_step(batch_size=16, sampling="once")
+    assert not torch.equal(once[0], once[1])
+    for epoch in once:
+        torch.testing.assert_close(_as_set(epoch), _as_set(once[0]), rtol=0, atol=0)
+    torch.testing.assert_close(_as_set(once[0]), _as_set(per_epoch[0]), rtol=0, atol=0)
+
+
+def _learning_rates(**options) -> list[float]:
+    """The learning rate of every alignment step (16 features in batches of 8, 3 epochs)."""
+    rates: list[float] = []
+    handle = register_optimizer_step_pre_hook(
+        lambda optimizer, args, kwargs: rates.append(optimizer.param_groups[0]["lr"])
+    )
+    try:
+        _inputs_per_step(batch_size=8, lr=0.2, **options)
+    finally:
+        handle.remove()
+    return rates
+
+
+def test_the_cosine_steps_per_epoch_or_per_batch_down_to_zero():
+    def cosine(position: int, length: int) -> float:
+        return 0.2 * (1 + math.cos(math.pi * position / length)) / 2
+
+    per_epoch = _learning_rates(schedule="epoch")
+    # SLCA's CosineAnnealingLR(T_max=epochs) stepped after each epoch: both steps of epoch e
+    # train at its rate
+    assert per_epoch == pytest.approx([cosine(step // 2, 3) for step in range(6)])
+    per_step = _learning_rates(schedule="step")
+    assert per_step == pytest.approx([cosine(step, 6) for step in range(6)])

@@ -1,17 +1,23 @@
 """The classifier-alignment part in a run: statistics per task, the aligned classifier for the
-evaluation, the trained one back for the next task, and its state through a checkpoint."""
+evaluation, the trained one back for the next task, its state through a checkpoint, the first
+aligned task, statistics from all the data so far, and its settings' mistakes refused."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 import torch
+import yaml
 from lightning.fabric import Fabric
 
 import kaizen
+from kaizen.cli import main
 from kaizen.config import build_config
 from kaizen.data.stream import load_stream
+from kaizen.eval.probes import extract_features
+from kaizen.learner.alignment import COVARIANCE_RIDGE
 from kaizen.learner.learner import build_learner
 from kaizen.methods.build import build_method
 from kaizen.methods.parts.alignment import ClassifierAlignment
@@ -19,9 +25,9 @@ from kaizen.methods.seam import RunContext
 from kaizen.ssl.registry import views_of
 
 
-def _run_context(tiny):
+def _run_context(tiny, **classifier):
     tree = tiny("kaizen")
-    tree["classifier"] = {"align": True}
+    tree["classifier"] = {"align": True, **classifier}
     config = build_config(tree)
     fabric = Fabric(accelerator="cpu", devices=1)
     stream = load_stream(config, fabric, views_of(config.ssl))
@@ -123,3 +129,86 @@ def test_no_labelled_image_leaves_the_classifier_as_trained(tiny, tmp_path: Path
     # task 0: nothing aligned, the same classifier; task 1 on: aligned, so different
     assert saved["accuracy_matrix"]["values"][0] == first_rows["accuracy_matrix"]["values"][0]
     assert saved["accuracy_matrix"]["values"][1:] != first_rows["accuracy_matrix"]["values"][1:]
+
+
+def _same(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    return all(torch.equal(module.state_dict()[key], value) for key, value in state.items())
+
+
+def test_tasks_before_align_from_task_are_evaluated_with_the_trained_classifier(tiny) -> None:
+    config, run = _run_context(tiny, align_from_task=1)
+    part = ClassifierAlignment(config.classifier, seed=0, memory=[])
+    trained = _state(run.learner.classifier)
+    part.end_task(run)
+    # task 0 stores its statistics and leaves the classifier as trained
+    assert part.statistics is not None and part.statistics.classes == list(run.current.classes)
+    assert part.trained is None and _same(run.learner.classifier, trained)
+    run.task = run.stream.tasks[1]
+    part.start_task(run)  # nothing to put back: task 1 trains on from the trained classifier
+    assert _same(run.learner.classifier, trained)
+    with torch.no_grad():  # what training task 1 does to the classifier
+        for parameter in run.learner.classifier.parameters():
+            parameter.add_(0.5)
+    trained_on_task_1 = _state(run.learner.classifier)
+    part.end_task(run)
+    assert part.trained is not None
+    assert all(torch.equal(part.trained[k], v) for k, v in trained_on_task_1.items())
+    assert not _same(run.learner.classifier, trained_on_task_1)
+
+
+def test_all_data_statistics_are_those_of_every_image_of_the_class_now(tiny) -> None:
+    config, run = _run_context(tiny, align_statistics="all-data")
+    assert config.scenario.label_fraction == 1.0  # every training image is labelled
+    part = ClassifierAlignment(config.classifier, seed=0, memory=[])
+    part.end_task(run)
+    first = run.stream.tasks[0]
+    assert part.statistics is not None
+    stored = part.statistics.means[first.classes[0]].clone()
+    with torch.no_grad():  # the backbone drifts during the next task
+        for parameter in run.learner.backbone.parameters():
+            parameter.mul_(1.5)
+    run.task = run.stream.tasks[1]
+    part.start_task(run)
+    part.end_task(run)
+    stream = run.stream
+    for label in [*first.classes, *run.current.classes]:
+        rows = torch.nonzero(stream.data.train.labels == label).flatten()
+        images = stream.train_images.gather(rows)
+        features = extract_features(run.learner.backbone, images, stream.normalize, 64).double()
+        torch.testing.assert_close(
+            part.statistics.means[label], features.mean(dim=0), rtol=1e-5, atol=1e-5
+        )
+        expected = torch.cov(features.T)
+        expected += COVARIANCE_RIDGE * torch.eye(len(expected), dtype=torch.float64)
+        torch.testing.assert_close(
+            part.statistics.covariance(label),
+            expected,
+            rtol=1e-4,
+            atol=1e-4 * expected.abs().max().item(),
+        )
+    assert not torch.allclose(part.statistics.means[first.classes[0]], stored)
+
+
+@pytest.mark.parametrize(
+    ("classifier", "message"),
+    [
+        ({"align_from_task": 3}, "classifier.align_from_task=3 but the run has 3 tasks"),
+        ({"align_sampling": "sometimes"}, "align_sampling"),
+        ({"align_schedule": "cosine"}, "align_schedule"),
+        ({"align_batch_size": 0}, "align_batch_size"),
+        ({"align_statistics": "oracle"}, "align_statistics"),
+    ],
+    ids=["from-task-beyond-the-last", "sampling", "schedule", "batch-size", "statistics"],
+)
+def test_a_mistake_in_the_alignment_settings_is_one_line_and_exit_2(
+    classifier: dict, message: str, tiny, tmp_path: Path, capsys
+) -> None:
+    tree = tiny("slca")
+    tree["classifier"].update(classifier)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tree))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1, error
+    assert not (out / "checkpoints").exists()

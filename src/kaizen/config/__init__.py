@@ -19,7 +19,13 @@ from kaizen.config.overrides import (
     to_plain,
     validate_config,
 )
-from kaizen.config.parts import ClassifierConfig, FreezeConfig, ReplayConfig
+from kaizen.config.parts import (
+    AlignSampling,
+    AlignSchedule,
+    ClassifierConfig,
+    FreezeConfig,
+    ReplayConfig,
+)
 from kaizen.config.run import RunConfig
 from kaizen.config.saved import (
     RUNTIME_KEYS,
@@ -68,6 +74,8 @@ __all__ = [
     "SSL_SETTINGS",
     "STRATEGY_SETTINGS",
     "UPDATE_KEYS",
+    "AlignSampling",
+    "AlignSchedule",
     "AugmentConfig",
     "BYOLSettings",
     "BarlowSettings",

@@ -13,6 +13,7 @@ matrix would be 4.7 MB), so 200 classes of ViT-B features need 237 MB.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from kaizen.config import AlignSampling, AlignSchedule
 from kaizen.testpoints import reached
 
 COVARIANCE_RIDGE = 1e-4
@@ -144,6 +146,34 @@ def inference_input_scales(task_index: int, feature_scale: float, tasks: int) ->
     return 1.0 + feature_scale * ages.float()
 
 
+def _drawn_features(
+    statistics: ClassStatistics,
+    task_classes: Sequence[Sequence[int]],
+    per_class: int,
+    generator: torch.Generator,
+    mean_factors: Sequence[float] | None,
+    ages: Sequence[int] | None,
+    feature_scale: float,
+) -> Tensor:
+    """One draw of ``per_class`` features for every class of ``task_classes``, with SLCA's
+    mean shrinkage (``mean_factors`` per task block) and SLCA++'s old-task feature scaling
+    (``ages`` per task block, when ``feature_scale`` > 0) applied: (N, D) float32, the rows of
+    each class in turn, in the order of ``task_classes``, N = seen classes x ``per_class``."""
+    seen = [label for classes in task_classes for label in classes]
+    features, labels = statistics.sample(seen, per_class, generator)
+    block_of_row = torch.cat(
+        [torch.full((len(c) * per_class,), b) for b, c in enumerate(task_classes)]
+    )
+    if mean_factors is not None:
+        means = torch.stack([statistics.means[int(label)] for label in labels]).float()
+        factors = torch.tensor(mean_factors, dtype=torch.float32)[block_of_row]
+        features = features + (factors - 1.0).unsqueeze(1) * means
+    if feature_scale > 0 and ages is not None:
+        row_ages = torch.tensor(list(ages), dtype=torch.float32)[block_of_row]
+        features = features * sampled_feature_factors(row_ages, feature_scale, generator)[:, None]
+    return features
+
+
 def align_classifier(
     classifier: nn.Module,
     statistics: ClassStatistics,
@@ -157,6 +187,8 @@ def align_classifier(
     weight_decay: float = 0.0,
     temperature: float = 0.1,
     batch_size: int = 128,
+    sampling: AlignSampling = "once",
+    schedule: AlignSchedule = "step",
     mean_factors: Sequence[float] | None = None,
     ages: Sequence[int] | None = None,
     feature_scale: float = 0.0,
@@ -166,32 +198,25 @@ def align_classifier(
     features sampled from the statistics of every class of ``task_classes`` (the classes of
     the task blocks 0..t); parameters frozen for training are trained too and frozen again.
 
-    SGD with cosine decay over all steps; cross-entropy of :func:`normalised_logits` restricted
-    to the seen classes. Every seen class must have statistics. Per task block,
+    ``sampling``: ``once``, ``samples_per_class`` features per class drawn before the first
+    epoch and shuffled anew each epoch, or ``epoch``, a new draw at every epoch (SLCA's
+    released ``_stage2_compact_classifier``). SGD with cosine decay to 0 (``schedule``:
+    stepped after every batch over all steps, or after every epoch over ``epochs``, SLCA's
+    ``CosineAnnealingLR(T_max=ca_epochs)``); cross-entropy of :func:`normalised_logits`
+    restricted to the seen classes. Every seen class must have statistics. Per task block,
     ``mean_factors`` multiplies the class means (:func:`shrunk_means`) and ``ages`` (tasks
     since the block's task) drive SLCA++'s scaling of the sampled features
     (:func:`sampled_feature_factors`) when ``feature_scale`` > 0. Each step passes the test
-    point ``<point>.<step>`` (:mod:`kaizen.testpoints`).
+    point ``<point>.<step>``, steps counted over all epochs (:mod:`kaizen.testpoints`).
     """
     seen = [label for classes in task_classes for label in classes]
     missing = [label for label in seen if label not in statistics.means]
     if missing:
         raise ValueError(f"classes without statistics cannot be aligned: {missing}")
-    features, labels = statistics.sample(seen, samples_per_class, generator)
-    block_of_row = torch.cat(
-        [torch.full((len(c) * samples_per_class,), b) for b, c in enumerate(task_classes)]
-    )
-    if mean_factors is not None:
-        means = torch.stack([statistics.means[int(label)] for label in labels]).float()
-        factors = torch.tensor(mean_factors, dtype=torch.float32)[block_of_row]
-        features = features + (factors - 1.0).unsqueeze(1) * means
-    if feature_scale > 0 and ages is not None:
-        row_ages = torch.tensor(list(ages), dtype=torch.float32)[block_of_row]
-        features = features * sampled_feature_factors(row_ages, feature_scale, generator)[:, None]
     device = next(classifier.parameters()).device
-    features, labels = features.to(device), labels.to(device)
     column = {label: i for i, label in enumerate(seen)}
-    targets = torch.tensor([column[label] for label in labels.tolist()], device=device)
+    targets = torch.tensor([column[label] for label in seen], device=device)
+    targets = targets.repeat_interleave(samples_per_class)
     seen_columns = torch.tensor(seen, device=device)
     blocks, start = [], 0
     for classes in task_classes:
@@ -202,10 +227,23 @@ def align_classifier(
     for parameter in parameters:
         parameter.requires_grad_(True)
     optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(features) / batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
-    step = 0
-    for _ in range(epochs):
+    steps_per_epoch = math.ceil(len(targets) / batch_size)
+    cosine_steps = epochs if schedule == "epoch" else epochs * steps_per_epoch
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cosine_steps)
+    draw = functools.partial(
+        _drawn_features,
+        statistics,
+        task_classes,
+        samples_per_class,
+        generator,
+        mean_factors,
+        ages,
+        feature_scale,
+    )
+    features, step = draw().to(device), 0
+    for epoch in range(epochs):
+        if epoch > 0 and sampling == "epoch":
+            features = draw().to(device)
         order = torch.randperm(len(features), generator=generator).to(device)
         for batch in order.split(batch_size):
             logits = classifier(features[batch])[:, seen_columns]
@@ -213,8 +251,11 @@ def align_classifier(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            schedule.step()
+            if schedule == "step":
+                cosine.step()
             reached(f"{point}.{step}")
             step += 1
+        if schedule == "epoch":
+            cosine.step()
     for parameter, flag in zip(parameters, trainable, strict=True):
         parameter.requires_grad_(flag)

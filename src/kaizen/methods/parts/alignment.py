@@ -28,12 +28,16 @@ class ClassifierAlignment(Part):
     """At the end of each task, store the new classes' feature statistics, keep the trained
     classifier, and align it (:func:`~kaizen.learner.alignment.align_classifier`) on every
     seen class; the task is evaluated with the aligned classifier, and the trained one is put
-    back when the next task starts, so training continues from what training made.
+    back when the next task starts, so training continues from what training made. Tasks
+    before ``align_from_task`` only store their statistics: they are evaluated with the
+    trained classifier, which the next task trains on.
 
     Args:
         config: the ``classifier`` section (epochs, lr, samples, temperature, statistics).
         seed: the run's seed; task t samples from a generator seeded ``seed + t``.
         memory: the method's other parts, whose kept images ``align_statistics=replay`` reads.
+            ``align_statistics=all-data`` reads every labelled training image of the tasks so
+            far instead, an upper bound that needs the old data.
         mean_shrink: SLCA's shrinkage of older tasks' class means
             (:func:`~kaizen.learner.alignment.shrunk_means`).
         feature_scale: SLCA++'s mu, scaling older tasks' sampled features in the alignment and
@@ -68,6 +72,19 @@ class ClassifierAlignment(Part):
                 "classifier alignment needs class statistics from labelled images, and no task "
                 "has any: raise scenario.label_fraction above 0 or set classifier.align=false"
             )
+        if self.config.align_from_task >= len(stream.tasks):
+            raise ConfigError(
+                f"classifier.align_from_task={self.config.align_from_task} but the run has "
+                f"{len(stream.tasks)} tasks (0..{len(stream.tasks) - 1}), so no task would be "
+                f"aligned: set it to at most {len(stream.tasks) - 1}"
+            )
+        has_updates = len(stream.tasks) > stream.scenario_tasks
+        if self.config.align_statistics == "all-data" and has_updates:
+            raise ConfigError(
+                "classifier.align_statistics=all-data recomputes every class's statistics from "
+                "all earlier tasks' images, an experiment's upper bound, not a way to update a "
+                "model: update a run started with classifier.align_statistics=stored or replay"
+            )
 
     def prepare_learner(self, learner: Learner) -> None:
         if self.feature_scale > 0 and not isinstance(learner.classifier, TaskHeads):
@@ -89,13 +106,9 @@ class ClassifierAlignment(Part):
 
     def end_task(self, run: RunContext) -> None:
         stream, task, learner = run.stream, run.current, run.learner
-        self._add_statistics(run, task.labelled_indices, replace=False)
-        if self.config.align_statistics == "replay":
-            replayed = self._replayed_indices()
-            if replayed is not None:
-                self._add_statistics(run, replayed, replace=True)
-        if self.statistics is None:  # no labelled image yet: nothing to align on
-            return
+        self._update_statistics(run)
+        if self.statistics is None or task.index < self.config.align_from_task:
+            return  # nothing to align on yet, or not yet the first aligned task
         blocks = [
             (earlier.index, [c for c in earlier.classes if c in self.statistics.means])
             for earlier in stream.tasks[: task.index + 1]
@@ -113,6 +126,9 @@ class ClassifierAlignment(Part):
             lr=self.config.align_lr,
             weight_decay=self.config.align_weight_decay,
             temperature=self.config.align_temperature,
+            batch_size=self.config.align_batch_size,
+            sampling=self.config.align_sampling,
+            schedule=self.config.align_schedule,
             mean_factors=shrunk_means(task.index, block_tasks) if self.mean_shrink else None,
             ages=[task.index - index for index in block_tasks],
             feature_scale=self.feature_scale,
@@ -122,18 +138,42 @@ class ClassifierAlignment(Part):
             scales = learner.classifier.input_scales
             scales.copy_(inference_input_scales(task.index, self.feature_scale, len(scales)))
 
+    def _update_statistics(self, run: RunContext) -> None:
+        """Store the statistics of the task's new classes (``stored``), then recompute the
+        earlier ones from the replayed images (``replay``); or recompute every seen class's
+        from all labelled images of the tasks so far (``all-data``)."""
+        task = run.current
+        if self.config.align_statistics == "all-data":
+            so_far = [earlier.labelled_indices for earlier in run.stream.tasks[: task.index + 1]]
+            self._add_statistics(run, torch.cat(so_far), replace=True)
+            return
+        self._add_statistics(run, task.labelled_indices, replace=False)
+        if self.config.align_statistics == "replay":
+            replayed = self._replayed_indices()
+            if replayed is not None:
+                self._add_statistics(run, replayed, replace=True)
+
     def _add_statistics(self, run: RunContext, indices: torch.Tensor, replace: bool) -> None:
         """Statistics of the classes of the training images ``indices``, from the current
-        backbone in eval mode."""
+        backbone in eval mode; the images are read a batch at a time."""
         if len(indices) == 0:  # a task without labelled images adds no statistics
             return
         stream = run.stream
-        images = stream.train_images.gather(indices.to(stream.train_images.index_device))
-        features = extract_features(run.learner.backbone, images, stream.normalize, _FEATURE_BATCH)
+        features = torch.cat(
+            [
+                extract_features(
+                    run.learner.backbone,
+                    stream.train_images.gather(batch.to(stream.train_images.index_device)),
+                    stream.normalize,
+                    _FEATURE_BATCH,
+                ).cpu()
+                for batch in indices.split(_FEATURE_BATCH)
+            ]
+        )
         if self.statistics is None:
             self.statistics = ClassStatistics(features.shape[1])
         labels = stream.data.train.labels[indices.cpu()]
-        self.statistics.add(features.cpu(), labels, replace=replace)
+        self.statistics.add(features, labels, replace=replace)
 
     def _replayed_indices(self) -> torch.Tensor | None:
         """The earlier tasks' images a part of the strategy keeps, if one keeps any."""
