@@ -188,8 +188,8 @@ def test_the_family_trains_the_current_tasks_head_with_its_own_loss(tiny) -> Non
 
 # ---------------------------------------------------------------------------- adapter placement
 
-VIT_B_WIDTH, RANK = 768, 4
-"""ViT-B/16's token width (its MLP is four times wider) and SLCA++'s adapter rank."""
+RANK = 4
+"""SLCA++'s adapter rank."""
 
 
 def _adapter_parameters(fan_in: int, fan_out: int) -> int:
@@ -205,37 +205,39 @@ def _adapter_parameters(fan_in: int, fan_out: int) -> int:
         (["fc2"], {"mlp.fc2"}),
     ],
 )
-def test_only_the_target_layers_get_adapters_for_vit_b_shapes(tiny, targets, adapted) -> None:
-    tree = tiny("slcapp")
-    tree["model"].update(backbone="vit_base", depth=1, patch_size=16)
+def test_only_the_target_layers_get_adapters(tiny, targets, adapted) -> None:
+    tree = tiny("slcapp")  # a two-block ViT-Tiny: width 192, MLP 4 x 192
     tree["strategy"]["lora_targets"] = targets
     config = build_config(tree)
     torch.manual_seed(0)
-    learner = build_learner(config, 3, 6, 32, [[0, 1], [2, 3], [4, 5]])
+    learner = build_learner(config, 3, 6, 16, [[0, 1], [2, 3], [4, 5]])
     HybridSlowLearner(settings_of(config, SLCAPlusSettings), config.optim).prepare_learner(learner)
 
-    adapters = {
-        name.removeprefix("blocks.0.").removesuffix(suffix)
-        for name, p in learner.backbone.named_parameters()
-        for suffix in (".lora_a", ".lora_b")
-        if name.endswith(suffix) and p.requires_grad
-    }
-    assert adapters == adapted
-    untouched = {"attn.qkv", "mlp.fc1", "mlp.fc2"} - adapted
-    for name in untouched:  # no adapter at all, not an untrained one
-        assert type(learner.backbone.blocks[0].get_submodule(name)) is torch.nn.Linear
+    blocks = learner.backbone.blocks
+    for block in (0, 1):
+        trainable = {n for n, p in blocks[block].named_parameters() if p.requires_grad}
+        layers = {"attn.qkv", "mlp.fc1", "mlp.fc2"}
+        assert {n.removesuffix(".lora_a") for n in trainable if n.endswith(".lora_a")} == adapted
+        assert {n.removesuffix(".lora_b") for n in trainable if n.endswith(".lora_b")} == adapted
+        for name in layers - adapted:  # no adapter at all, not an untrained one
+            assert type(blocks[block].get_submodule(name)) is torch.nn.Linear
+        assert {f"{name}.bias" for name in layers} <= trainable  # biases train whatever
 
-    d = VIT_B_WIDTH
-    by_layer = {
-        "attn.qkv": _adapter_parameters(d, 3 * d),
-        "mlp.fc1": _adapter_parameters(d, 4 * d),
-        "mlp.fc2": _adapter_parameters(4 * d, d),
-    }
+    def per_block(width: int) -> dict[str, int]:
+        return {
+            "attn.qkv": _adapter_parameters(width, 3 * width),
+            "mlp.fc1": _adapter_parameters(width, 4 * width),
+            "mlp.fc2": _adapter_parameters(4 * width, width),
+        }
+
     count = sum(p.numel() for n, p in learner.backbone.named_parameters() if ".lora_" in n)
-    assert count == sum(by_layer[name] for name in adapted)
-    # per block: qkv 4 (768 + 2304) = 12288; each MLP layer 4 (768 + 3072) = 15360; so the MLP
-    # adapters hold 2.5 times the qkv ones, and qkv alone is 1/3.5 of all three
-    assert by_layer["mlp.fc1"] + by_layer["mlp.fc2"] == 2.5 * by_layer["attn.qkv"] == 30720
+    assert count == 2 * sum(per_block(192)[name] for name in adapted)
+    # whatever the width, the MLP adapters hold 2.5 times the qkv ones (qkv alone is 1/3.5 of
+    # all three); for ViT-B/16, 12288 against 30720 parameters a block
+    for width in (192, 768):
+        layers_of = per_block(width)
+        assert layers_of["mlp.fc1"] + layers_of["mlp.fc2"] == 2.5 * layers_of["attn.qkv"]
+    assert (per_block(768)["attn.qkv"], 2.5 * per_block(768)["attn.qkv"]) == (12288, 30720)
 
 
 @pytest.mark.parametrize("targets", [[], ["qkv", "qkv"], ["mlp"]])
