@@ -115,7 +115,6 @@ def test_a_frozen_backbone_stays_as_loaded_through_an_interrupted_and_resumed_ru
     tree = tiny("slca")
     tree["model"]["weights"] = str(weights)
     tree["strategy"]["freeze_backbone"] = True
-    tree["train"].update(epochs=2, checkpoint_every_epochs=1)
     kaizen.run(tree, tmp_path / "straight")
     with monkeypatch.context() as patched:  # SIGINT inside task 1: a checkpoint, then a stop
         patched.setenv(testpoints.KILL_VARIABLE, "step 1.0.1")
