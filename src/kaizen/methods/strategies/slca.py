@@ -18,7 +18,7 @@ with ``ssl.method=none`` and ``strategy.end_to_end=true`` (their records' defaul
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator
 
@@ -62,7 +62,7 @@ class SLCAPlusSettings(SLCASettings):
     """SLCA++ (arXiv 2408.08295): the hybrid slow learner (LoRA) and old-task feature scaling."""
 
     lora_targets: list[LoraTarget] = Field(
-        default_factory=lambda: ["qkv", "fc1", "fc2"],
+        default_factory=lambda: list(get_args(LoraTarget)),
         min_length=1,
         description="The linear layers of every block that get a trained adapter: qkv (the "
         "attention's query, key and value projection), fc1 and fc2 (the MLP's two layers); the "
