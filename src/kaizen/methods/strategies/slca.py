@@ -66,9 +66,8 @@ class SLCAPlusSettings(SLCASettings):
         min_length=1,
         description="The linear layers of every block that get a trained adapter: qkv (the "
         "attention's query, key and value projection), fc1 and fc2 (the MLP's two layers); the "
-        "others get none. Default: all three, as the paper describes; SLCA++'s released code "
-        "trains the qkv adapters only (its MLP adapters stay zero) and the slca-* presets set "
-        "[qkv].",
+        "others get none. Default: all three; SLCA++'s released code trains the qkv adapters "
+        "only (its MLP adapters stay zero) and the slca-* presets set [qkv].",
     )
     lora_rank: int = Field(4, ge=1, description="Rank of the hybrid slow learner's adapters.")
     lora_scale: float = Field(0.8, gt=0.0, description="Factor of the adapters' product.")
