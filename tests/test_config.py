@@ -301,13 +301,83 @@ SLCA_PRESETS = [
 ]
 
 
+SLCA_MOCOV3_PRESETS = [
+    f"slca-{benchmark}-mocov3-{strategy}"
+    for benchmark in SLCA_BENCHMARKS
+    for strategy in ("seqft", "sl", "slca", "slcapp", "joint")
+]
+"""The same benchmarks from the paper's second pre-training, MoCo v3."""
+
+
 def test_preset_names_are_the_demo_the_three_families_and_slcas_benchmarks():
     names = preset_names()
     assert names[:2] == ["demo", "fmnist-domains"]
-    assert sorted(names[2:]) == sorted(
-        PAPER_PRESETS + CIFAR10_PRESETS + FMNIST_PRESETS + SLCA_PRESETS
-    )
-    assert len(set(names)) == 2 + 3 * len(SSL_METHODS) * len(STRATEGIES) + len(SLCA_PRESETS)
+    slca = SLCA_PRESETS + SLCA_MOCOV3_PRESETS
+    assert sorted(names[2:]) == sorted(PAPER_PRESETS + CIFAR10_PRESETS + FMNIST_PRESETS + slca)
+    assert len(set(names)) == 2 + 3 * len(SSL_METHODS) * len(STRATEGIES) + len(slca)
+
+
+RELEASED_SLCA = {
+    "train.precision": "32",
+    "optim.weight_decay_on": "all",
+    "classifier.align_sampling": "epoch",
+    "classifier.align_batch_size": 256,
+    "classifier.align_schedule": "epoch",
+    "classifier.align_from_task": 1,
+    "eval.classes": "seen",
+}
+"""What SLCA's released code runs, in every slca-* paper preset (docs/parity.md)."""
+RELEASED_SLCAPP = {
+    "strategy.lora_targets": ["qkv"],
+    "optim.lr_bounds": "absolute",
+    "optim.lr_update": "epoch",
+}
+"""What SLCA++'s released code runs besides."""
+IMAGENET_NORMALISATION = {
+    "data.normalize_mean": (0.485, 0.456, 0.406),
+    "data.normalize_std": (0.229, 0.224, 0.225),
+}
+FIXED_SCALE_CROP = {"augment.crop": "resize-then-crop", "augment.resize_to": 300}
+RELEASED_SLCA_TRANSFORMS = {
+    "cifar100": {
+        "data.normalize_mean": (0.5071, 0.4867, 0.4408),
+        "data.normalize_std": (0.2675, 0.2565, 0.2761),
+        "augment.crop": "random-resized",
+        "augment.brightness": pytest.approx(63 / 255),
+        "augment.contrast": 0.0,
+        "augment.saturation": 0.0,
+        "augment.hue": 0.0,
+        "augment.jitter_prob": 1.0,
+    },
+    "imagenetr": {**IMAGENET_NORMALISATION, "augment.crop": "random-resized"},
+    "cub200": {**IMAGENET_NORMALISATION, **FIXED_SCALE_CROP},
+    "cars196": {**IMAGENET_NORMALISATION, **FIXED_SCALE_CROP},
+}
+"""Each benchmark's released training transform and normalisation (bicubic everywhere)."""
+
+
+@pytest.mark.parametrize(
+    "name", [name for name in SLCA_PRESETS + SLCA_MOCOV3_PRESETS if "-fmnist-" not in name]
+)
+def test_slca_paper_presets_run_what_the_released_code_ran(name):
+    config = build_config(load_preset(name))
+    benchmark = name.split("-")[1]
+    expected = {
+        **RELEASED_SLCA,
+        **RELEASED_SLCA_TRANSFORMS[benchmark],
+        "augment.crop_interpolation": "bicubic",
+        "augment.test_interpolation": "bicubic",
+    }
+    if config.strategy.name == "slcapp":
+        expected |= RELEASED_SLCAPP
+        # SLCA++ trains and aligns Cars and ImageNet-R without weight decay
+        expected["classifier.align_weight_decay"] = (
+            0.0 if benchmark in ("cars196", "imagenetr") else 5e-4
+        )
+    elif config.strategy.name != "joint":
+        expected["classifier.align_weight_decay"] = 5e-4
+    for dotted, value in expected.items():
+        assert _setting(config, dotted) == value, dotted
 
 
 # benchmark: (data, classes per task or None, epochs, milestones, SCE alpha and beta,

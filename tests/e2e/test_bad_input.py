@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 import kaizen
+from conftest import tiny_pretrained_tree
 from kaizen.cli import main
 from kaizen.data.formats.synthetic import make_synthetic
 
@@ -87,6 +88,20 @@ def _both(first: Edit, second: Edit) -> Edit:
     return edit
 
 
+def _slca(strategy: str, weights: bool = False, **settings: object) -> Edit:
+    """The tiny SLCA-family tree of ``strategy`` with these strategy settings (and a weights
+    file named, which the refused config never reads)."""
+
+    def edit(tree: dict, tmp: Path) -> None:
+        tree.clear()
+        tree.update(tiny_pretrained_tree(strategy))
+        tree["strategy"].update(settings)
+        if weights:
+            tree["model"]["weights"] = str(tmp / "vit.safetensors")
+
+    return edit
+
+
 def _no_ssl(tree: dict, tmp: Path) -> None:
     tree["ssl"] = {"method": "none"}
     tree["strategy"] = {"name": "finetune"}
@@ -135,6 +150,16 @@ CASES: dict[str, tuple[Edit, str]] = {
         _set("augment", crop="resize-then-crop", resize_to=12),
         "augment.resize_to=12",
     ),
+    "unknown LoRA target": (_slca("slcapp", lora_targets=["qkv", "mlp"]), "strategy.lora_targets"),
+    "frozen backbone with LoRA": (
+        _slca("slcapp", weights=True, freeze_backbone=True),
+        "contradicts slcapp",
+    ),
+    "frozen backbone without weights": (
+        _slca("slca", freeze_backbone=True),
+        "strategy.freeze_backbone=true keeps the backbone as it was built",
+    ),
+    "unknown weight decay scope": (_set("optim", weight_decay_on="norms"), "optim.weight_decay_on"),
     "LUMP buffer larger than the data": (
         _set("strategy", name="lump", buffer_size=100_000),
         "strategy.buffer_size=100000",

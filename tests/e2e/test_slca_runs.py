@@ -10,8 +10,12 @@ import torch
 import yaml
 
 import kaizen
+from kaizen import testpoints
+from kaizen.api import resume
 from kaizen.cli import main
+from kaizen.engine.interrupt import RunInterrupted
 from kaizen.methods.strategies.slca import FAMILY
+from kaizen.models.backbones import build_backbone
 
 
 def _results(run_dir: Path) -> dict:
@@ -99,3 +103,30 @@ def test_a_self_supervised_strategy_without_ssl_is_refused(tiny, tmp_path: Path,
     config.write_text(yaml.safe_dump(tree))
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 2
     assert "choose an SSL method" in capsys.readouterr().err
+
+
+def test_a_frozen_backbone_stays_as_loaded_through_an_interrupted_and_resumed_run(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(0)
+    pretrained = build_backbone("vit_tiny", image_size=16, patch_size=4, depth=2)
+    weights = tmp_path / "vit.pth"
+    torch.save(pretrained.state_dict(), weights)
+    tree = tiny("slca")
+    tree["model"]["weights"] = str(weights)
+    tree["strategy"]["freeze_backbone"] = True
+    kaizen.run(tree, tmp_path / "straight")
+    with monkeypatch.context() as patched:  # SIGINT inside task 1: a checkpoint, then a stop
+        patched.setenv(testpoints.KILL_VARIABLE, "step 1.0.1")
+        patched.setenv(testpoints.SIGNAL_VARIABLE, "INT")
+        with pytest.raises(RunInterrupted):
+            kaizen.run(tree, tmp_path / "interrupted")
+    resume(tmp_path / "interrupted")
+    results = _results(tmp_path / "interrupted")
+    assert results == _results(tmp_path / "straight") and results["complete"]
+    checkpoints = sorted((tmp_path / "interrupted" / "checkpoints").glob("*.pt"))
+    assert checkpoints
+    for checkpoint in checkpoints:
+        learner = torch.load(checkpoint, weights_only=True)["learner"]
+        for key, value in pretrained.state_dict().items():
+            assert torch.equal(learner[f"backbone.{key}"], value), (checkpoint.name, key)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from conftest import small_learner_config
-from kaizen.config import OptimConfig
+from kaizen.config import OptimConfig, build_config
+from kaizen.errors import ConfigError
 from kaizen.learner.learner import Learner, build_learner
 from kaizen.learner.optim import LARS, TaskSchedule, build_optimizer, lr_factor, parameter_groups
 
@@ -139,7 +140,7 @@ def test_lars_classifier_puts_the_classifier_group_under_lars():
 # ---------------------------------------------------------------------------- parameter groups
 
 
-def test_parameter_groups_separate_classifier_and_no_decay_parameters():
+def test_parameter_groups_separate_classifier_weights_and_norms_and_biases():
     learner = _learner()
     config = OptimConfig(
         lr=2.0, classifier_lr=0.05, weight_decay=1e-4, classifier_weight_decay=3e-3
@@ -173,6 +174,38 @@ def test_parameter_groups_separate_classifier_and_no_decay_parameters():
     every = [id(p) for p in learner.parameters() if p.requires_grad]
     assert sorted(every) == sorted(i for group in ids for i in group)
     assert sum(len(group) for group in ids) == len(every)
+
+
+@pytest.mark.parametrize(("decay_on", "norm_decay"), [("weights", 0.0), ("all", 0.1)])
+def test_weight_decay_on_all_also_decays_norms_and_biases(decay_on, norm_decay):
+    learner = _learner()
+    config = OptimConfig(
+        name="sgd",
+        lr=0.5,
+        momentum=0.0,
+        weight_decay=0.1,
+        weight_decay_on=decay_on,
+        scale_lr_by_batch=False,
+    )
+    weights, norms_biases, classifier = parameter_groups(learner, config, batch_size=256)
+    assert (weights["weight_decay"], weights["lars"]) == (0.1, True)
+    assert (norms_biases["weight_decay"], norms_biases["lars"]) == (norm_decay, False)
+    assert classifier["weight_decay"] == config.classifier_weight_decay
+
+    # a step with zero gradients moves a parameter by decay alone: w <- w (1 - lr wd)
+    optimizer = build_optimizer(learner, config, batch_size=256)
+    conv, bn = learner.backbone.features[0], learner.backbone.features[1]
+    before = [t.detach().clone() for t in (conv.weight, bn.weight)]
+    for parameter in learner.parameters():
+        parameter.grad = torch.zeros_like(parameter) if parameter.requires_grad else None
+    optimizer.step()
+    torch.testing.assert_close(conv.weight, before[0] * (1 - 0.5 * 0.1))
+    torch.testing.assert_close(bn.weight, before[1] * (1 - 0.5 * norm_decay))
+
+
+def test_an_unknown_weight_decay_scope_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"optim\.weight_decay_on"):
+        build_config({"optim": {"weight_decay_on": "norms"}})
 
 
 def test_parameter_groups_leave_out_frozen_momentum_parameters():

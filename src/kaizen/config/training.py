@@ -17,6 +17,12 @@ class OptimConfig(Section):
     lr: float = Field(1.0, gt=0.0, description="Base lr, scaled by batch_size / 256.")
     classifier_lr: float = Field(0.1, gt=0.0)
     weight_decay: float = Field(1e-5, ge=0.0)
+    weight_decay_on: Literal["weights", "all"] = Field(
+        "weights",
+        description="Which feature-extractor parameters weight_decay applies to: weights, "
+        "those of rank above 1 (no decay on norms and biases); all, every parameter, as "
+        "SLCA's released code decays every group (the slca-* presets).",
+    )
     classifier_weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     lars_eta: float = Field(0.02, gt=0.0)

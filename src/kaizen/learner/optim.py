@@ -82,7 +82,8 @@ class LARS(torch.optim.Optimizer):
         return list(torch.where(usable, ratios, torch.ones_like(ratios)).unbind())
 
 
-def _split_decay(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+def _split_rank(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``params`` of rank above 1 (weights), and the others (norms and biases)."""
     weights = [p for p in params if p.ndim > 1]
     others = [p for p in params if p.ndim <= 1]
     return weights, others
@@ -94,18 +95,20 @@ CLASSIFIER_GROUP = "classifier"
 
 def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> list[dict]:
     """Feature-extractor and classifier groups, each with its base lr in ``initial_lr`` and a
-    ``name`` (``extractor``, ``extractor_no_decay``, :data:`CLASSIFIER_GROUP`).
+    ``name`` (``extractor``, ``extractor_norms_biases``, :data:`CLASSIFIER_GROUP`).
 
     The feature extractor (backbone, SSL heads, distillation predictor) uses ``lr`` scaled by
-    batch/256; biases and norms take no weight decay and no LARS scaling. The classifier uses
-    ``classifier_lr`` and ``classifier_weight_decay``, and LARS scaling of its weights only
+    batch/256; biases and norms take no LARS scaling, and no weight decay unless
+    ``weight_decay_on`` is ``all``. The classifier uses ``classifier_lr`` and
+    ``classifier_weight_decay`` (on all its parameters), and LARS scaling of its weights only
     with ``lars_classifier``.
     """
     scale = batch_size / 256 if config.scale_lr_by_batch else 1.0
     classifier_ids = {id(p) for p in learner.classifier.parameters()}
     extractor = [p for p in learner.parameters() if p.requires_grad and id(p) not in classifier_ids]
-    weights, others = _split_decay(extractor)
+    weights, others = _split_rank(extractor)
     lr = config.lr * scale
+    others_decay = config.weight_decay if config.weight_decay_on == "all" else 0.0
     return [
         {
             "name": "extractor",
@@ -115,10 +118,10 @@ def parameter_groups(learner: Learner, config: OptimConfig, batch_size: int) -> 
             "lars": True,
         },
         {
-            "name": "extractor_no_decay",
+            "name": "extractor_norms_biases",
             "params": others,
             "initial_lr": lr,
-            "weight_decay": 0.0,
+            "weight_decay": others_decay,
             "lars": False,
         },
         {

@@ -3,8 +3,9 @@
 LoRA (Hu et al., ICLR 2022) adds to a frozen weight W (out, in) a trainable product
 ``scale * B @ A`` with A (rank, in) and B (out, rank). SLCA++ (Zhang et al., arXiv 2408.08295)
 initialises A from the top ``rank`` right singular vectors of W and B with zeros, so the adapted
-layer starts as the pre-trained one, and uses rank 4, scale 0.8 on the qkv projection and both
-MLP linears of every transformer block.
+layer starts as the pre-trained one, with rank 4 and scale 0.8. Its released code builds
+adapters on the qkv projection and both MLP linears of every transformer block but trains only
+the qkv ones (``strategy.lora_targets`` chooses the layers here).
 
 :class:`LoRALinear` is an ``nn.Linear`` with two more parameters, so the adapted model keeps the
 pre-trained state-dict keys (``blocks.0.attn.qkv.weight``) and adds ``.lora_a`` / ``.lora_b``

@@ -16,7 +16,9 @@ Fashion-MNIST (``fmnist-domains.yaml``).
 
 ``slca-<benchmark>-<strategy>`` are SLCA's and SLCA++'s benchmarks (a pre-trained ViT-B/16, no
 SSL): ``slca.yaml``, then ``slca/<benchmark>.yaml``, ``slca/<strategy>.yaml`` and
-``slca/<benchmark>-<strategy>.yaml`` where they exist.
+``slca/<benchmark>-<strategy>.yaml`` where they exist. ``slca-<benchmark>-mocov3-<strategy>``
+start from the paper's second pre-training, MoCo v3, on its four benchmarks: the same files, then
+``slca/mocov3.yaml`` and ``slca/mocov3-<strategy>.yaml``.
 
 A family's ``strategy:`` settings apply to the strategies whose record has them (SLCA's
 benchmark loss weights to ``seqft``..``slcapp``, not to ``joint``).
@@ -42,6 +44,11 @@ DOMAINS = "fmnist-domains"
 """The domain-incremental preset: the demo's settings over five domains of Fashion-MNIST."""
 SLCA_BENCHMARKS = ("cifar100", "imagenetr", "cub200", "cars196", "fmnist")
 SLCA_STRATEGIES = ("seqft", "sl", "slca", "slcapp", "joint")
+SLCA_PRETRAININGS: dict[str, tuple[str, ...]] = {
+    "mocov3": ("cifar100", "imagenetr", "cub200", "cars196")
+}
+"""The pre-trainings besides SLCA's default ImageNet-21K one, each with the benchmarks it has
+presets for (the infix of ``slca-<benchmark>-<pretraining>-<strategy>``)."""
 
 
 def _preset_dir() -> Path:
@@ -57,19 +64,36 @@ def _merged(files: list[Path]) -> dict[str, Any]:
     return tree
 
 
-def _slca_preset(benchmark: str, strategy: str) -> dict[str, Any]:
-    folder = _preset_dir()
+def _slca_preset(benchmark: str, strategy: str, pretraining: str | None = None) -> dict[str, Any]:
+    folder = _preset_dir() / "slca"
     files = [
-        folder / "slca.yaml",
-        *(folder / "slca" / f"{name}.yaml" for name in (benchmark, strategy)),
-        folder / "slca" / f"{benchmark}-{strategy}.yaml",
+        _preset_dir() / "slca.yaml",
+        *(folder / f"{name}.yaml" for name in (benchmark, strategy)),
+        folder / f"{benchmark}-{strategy}.yaml",
     ]
+    if pretraining is not None:
+        files += [folder / f"{pretraining}.yaml", folder / f"{pretraining}-{strategy}.yaml"]
+    infix = f"{pretraining}-" if pretraining is not None else ""
     return keep_chosen_strategy_keys(
         deep_merge(
             _merged(files),
-            {"name": f"slca-{benchmark}-{strategy}", "strategy": {"name": strategy}},
+            {"name": f"slca-{benchmark}-{infix}{strategy}", "strategy": {"name": strategy}},
         )
     )
+
+
+def _slca_name(rest: str) -> tuple[str, str, str | None] | None:
+    """``rest`` of a name ``slca-<rest>`` as (benchmark, strategy, pretraining or None), or None
+    where it names no preset."""
+    benchmark, _, tail = rest.partition("-")
+    pretraining, _, strategy = tail.rpartition("-")
+    if strategy not in SLCA_STRATEGIES:
+        return None
+    if not pretraining:
+        return (benchmark, strategy, None) if benchmark in SLCA_BENCHMARKS else None
+    if benchmark in SLCA_PRETRAININGS.get(pretraining, ()):
+        return benchmark, strategy, pretraining
+    return None
 
 
 def _family_preset(family: str, ssl: str, strategy: str) -> dict[str, Any]:
@@ -111,6 +135,12 @@ def preset_names() -> list[str]:
             for benchmark in SLCA_BENCHMARKS
             for strategy in SLCA_STRATEGIES
         ),
+        *(
+            f"slca-{benchmark}-{pretraining}-{strategy}"
+            for pretraining, benchmarks in SLCA_PRETRAININGS.items()
+            for benchmark in benchmarks
+            for strategy in SLCA_STRATEGIES
+        ),
     ]
 
 
@@ -126,8 +156,9 @@ def load_preset(name: str) -> dict[str, Any]:
         family, middle, strategy = parts
         if family in FAMILIES and middle in SSL_NAMES and strategy in PRESET_STRATEGIES:
             return _family_preset(family, middle, strategy)
-        if family == "slca" and middle in SLCA_BENCHMARKS and strategy in SLCA_STRATEGIES:
-            return _slca_preset(middle, strategy)
+        slca = _slca_name(f"{middle}-{strategy}") if family == "slca" else None
+        if slca is not None:
+            return _slca_preset(*slca)
     raise ConfigError(
         f"unknown preset '{name}'; `kaizen presets` lists them, or give the path of a YAML file"
     )

@@ -3,16 +3,17 @@ with low-rank adapters, its LayerNorms, biases and class token trained slowly.""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal, Protocol
 
 from kaizen.config import OptimConfig
 from kaizen.learner.learner import Learner
 from kaizen.methods.seam import Part, RunContext
 from kaizen.models.lora import add_lora
 
-ADAPTED_LAYERS = ("qkv", "fc1", "fc2")
-"""The linear layers of every Transformer block that get an adapter: the attention's query,
-key and value projection and both MLP layers."""
+LoraTarget = Literal["qkv", "fc1", "fc2"]
+"""A linear layer of every Transformer block that may get an adapter: the attention's query,
+key and value projection, or the first or second MLP layer."""
 
 TRAINED_SLOWLY = ("norm", "bias", "cls_token")
 """Backbone parameters that stay trainable beside the adapters (by name)."""
@@ -21,12 +22,12 @@ ADAPTER_GROUP = "adapters"
 """The ``name`` of the adapters' parameter group."""
 
 
-def _adapted(name: str) -> bool:
-    return name.rpartition(".")[2] in ADAPTED_LAYERS
-
-
 class LoraSettings(Protocol):
     """What the hybrid slow learner reads from its method's settings record."""
+
+    @property
+    def lora_targets(self) -> Sequence[LoraTarget]:
+        """The layers of every block that get an adapter."""
 
     @property
     def lora_rank(self) -> int:
@@ -46,12 +47,17 @@ class LoraSettings(Protocol):
 
 
 class HybridSlowLearner(Part):
-    """LoRA of rank ``strategy.lora_rank`` and scale ``strategy.lora_scale`` on the qkv, fc1 and fc2
-    layers of every block (:mod:`kaizen.models.lora`), one adapter trained through the whole
-    sequence; every other pre-trained weight frozen except LayerNorms, biases and the [CLS]
-    token, which train at the backbone's slow ``optim.lr``. The adapters train at
-    ``strategy.lora_first_task_lr`` at the first task and ``strategy.lora_lr`` after it, with the
-    backbone's weight decay.
+    """LoRA of rank ``strategy.lora_rank`` and scale ``strategy.lora_scale`` on the layers of
+    every block that ``strategy.lora_targets`` names (:mod:`kaizen.models.lora`), one adapter
+    trained through the whole sequence; every other pre-trained weight frozen except LayerNorms,
+    biases and the [CLS] token, which train at the backbone's slow ``optim.lr``. The adapters
+    train at ``strategy.lora_first_task_lr`` at the first task and ``strategy.lora_lr`` after it,
+    with the backbone's weight decay.
+
+    A layer that is not named gets no adapter at all. SLCA++'s released code builds adapters on
+    the MLP layers too, but its optimiser takes only the qkv adapters (the parameter names with
+    ``lora_A`` or ``lora_B``), so the MLP adapters' B stays zero and they add nothing to the
+    function: leaving them out computes the same model with fewer parameters.
 
     The adapters are part of the learner, so they live in the run checkpoint with it; which
     rate applies follows from the task, so the part keeps no state of its own.
@@ -68,7 +74,13 @@ class HybridSlowLearner(Part):
 
     def prepare_learner(self, learner: Learner) -> None:
         backbone = learner.backbone
-        add_lora(backbone, _adapted, self.config.lora_rank, self.config.lora_scale)
+        targets = frozenset(self.config.lora_targets)
+        add_lora(
+            backbone,
+            lambda name: name.rpartition(".")[2] in targets,
+            self.config.lora_rank,
+            self.config.lora_scale,
+        )
         self.adapter_ids = set()
         for name, parameter in backbone.named_parameters():
             is_adapter = ".lora_" in name

@@ -8,6 +8,9 @@ trained on the current task's logits, so the paper's ablation is one sweep over 
 - ``slcapp``: SLCA++: the symmetric cross-entropy, the hybrid slow learner (LoRA) and the
   alignment with old-task feature scaling.
 
+``strategy.freeze_backbone`` keeps the backbone as pre-trained (every strategy but ``slcapp``,
+whose adapters are part of the backbone).
+
 ``joint`` (every task's data so far, every logit) is the family's upper bound. All of them run
 with ``ssl.method=none`` and ``strategy.end_to_end=true`` (their records' default); the
 ``slca-*`` presets set ``ssl.method=none``.
@@ -15,9 +18,9 @@ with ``ssl.method=none`` and ``strategy.end_to_end=true`` (their records' defaul
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from kaizen.config import RunConfig, StrategySettings
 from kaizen.errors import ConfigError
@@ -25,7 +28,8 @@ from kaizen.learner.learner import Learner
 from kaizen.learner.teacher import Teacher
 from kaizen.learner.terms import WeightedTerm, current_task_term
 from kaizen.methods.parts.alignment import ClassifierAlignment
-from kaizen.methods.parts.hybrid import HybridSlowLearner
+from kaizen.methods.parts.frozen_backbone import FrozenBackbone
+from kaizen.methods.parts.hybrid import HybridSlowLearner, LoraTarget
 from kaizen.methods.parts.one_lr import OneLearningRate
 from kaizen.methods.parts.task_heads import CurrentTaskHead
 from kaizen.methods.registry import method, settings_of
@@ -45,11 +49,26 @@ class SLCASettings(StrategySettings):
     )
     sce_alpha: float = Field(1.0, ge=0.0, description="alpha of the symmetric cross-entropy.")
     sce_beta: float = Field(0.1, ge=0.0, description="beta of the symmetric cross-entropy.")
+    freeze_backbone: bool = Field(
+        False,
+        description="true: the pre-trained backbone does not train at all (no optimiser step, "
+        "eval mode), only the heads and their alignment, as SLCA's released code runs with "
+        "bcb_lrscale=0; needs model.weights and contradicts slcapp's adapters. false: the "
+        "strategy's own backbone rate (the released experiments and the slca-* presets).",
+    )
 
 
 class SLCAPlusSettings(SLCASettings):
     """SLCA++ (arXiv 2408.08295): the hybrid slow learner (LoRA) and old-task feature scaling."""
 
+    lora_targets: list[LoraTarget] = Field(
+        default_factory=lambda: list(get_args(LoraTarget)),
+        min_length=1,
+        description="The linear layers of every block that get a trained adapter: qkv (the "
+        "attention's query, key and value projection), fc1 and fc2 (the MLP's two layers); the "
+        "others get none. Default: all three; SLCA++'s released code trains the qkv adapters "
+        "only (its MLP adapters stay zero) and the slca-* presets set [qkv].",
+    )
     lora_rank: int = Field(4, ge=1, description="Rank of the hybrid slow learner's adapters.")
     lora_scale: float = Field(0.8, gt=0.0, description="Factor of the adapters' product.")
     lora_first_task_lr: float = Field(
@@ -63,6 +82,13 @@ class SLCAPlusSettings(SLCASettings):
         "1 / (1 + u (t - i)), u ~ U[mu - 0.01, mu + 0.01], and inference scales the input of "
         "task i's head by 1 + mu (t - i); 0: off.",
     )
+
+    @field_validator("lora_targets")
+    @classmethod
+    def _each_layer_once(cls, targets: list[LoraTarget]) -> list[LoraTarget]:
+        if len(set(targets)) != len(targets):
+            raise ValueError("name each layer once, e.g. [qkv, fc1, fc2]")
+        return targets
 
 
 FAMILY = ("seqft", "sl", "slca", "slcapp")
@@ -88,11 +114,20 @@ def _family(config: RunConfig, name: str, parts: list[Part], default_loss: str =
             f"strategy {name} fine-tunes with its classifier's loss alone: set ssl.method=none "
             "(the slca-* presets do)"
         )
-    if not settings_of(config, SLCASettings).end_to_end:
+    settings = settings_of(config, SLCASettings)
+    if not settings.end_to_end:
         raise ConfigError(
             f"strategy {name} trains the backbone through its heads: set "
             "strategy.end_to_end=true (the slca-* presets do)"
         )
+    if settings.freeze_backbone:
+        if config.model.weights is None:
+            raise ConfigError(
+                "strategy.freeze_backbone=true keeps the backbone as it was built, and without "
+                "model.weights it is random: give model.weights or set "
+                "strategy.freeze_backbone=false"
+            )
+        parts = [*parts, FrozenBackbone()]
     return Method(name, _current_task_loss(config, default_loss), [*parts, CurrentTaskHead(name)])
 
 
@@ -115,6 +150,12 @@ def build_slca(config: RunConfig) -> Method:
 @method("slcapp", SLCAPlusSettings)
 def build_slcapp(config: RunConfig) -> Method:
     settings = settings_of(config, SLCAPlusSettings)
+    if settings.freeze_backbone:
+        raise ConfigError(
+            "strategy.freeze_backbone=true contradicts slcapp, whose hybrid slow learner trains "
+            "adapters, norms and biases inside the backbone: use strategy.name=slca, or set "
+            "strategy.freeze_backbone=false"
+        )
     alignment = ClassifierAlignment(
         config.classifier, config.seed, [], feature_scale=settings.feature_scale
     )
