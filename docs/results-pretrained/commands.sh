@@ -35,7 +35,8 @@ for seed in 1993 1996 1997; do
     classifier.align=true classifier.align_statistics=replay
 done
 
-# 3. The SLCA family from the pre-trained ViT, class-incremental, 5 tasks of 2 classes.
+# 3. The SLCA family from the pre-trained ViT, class-incremental, 5 tasks of 2 classes, as
+#    SLCA's released code runs it (the slca-fmnist presets).
 for seed in 1993 1996 1997; do
   for strategy in seqft sl slca slcapp joint; do
     run "runs/pretrained-demo/$strategy-seed$seed" "slca-fmnist-$strategy" seed=$seed

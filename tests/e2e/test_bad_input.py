@@ -160,6 +160,7 @@ CASES: dict[str, tuple[Edit, str]] = {
         "strategy.freeze_backbone=true keeps the backbone as it was built",
     ),
     "unknown weight decay scope": (_set("optim", weight_decay_on="norms"), "optim.weight_decay_on"),
+    "unknown evaluated class set": (_set("eval", classes="old"), "eval.classes"),
     "LUMP buffer larger than the data": (
         _set("strategy", name="lump", buffer_size=100_000),
         "strategy.buffer_size=100000",

@@ -89,6 +89,16 @@ def test_an_aligned_run_trains_the_same_backbone(tiny, tmp_path: Path) -> None:
     assert plain["accuracy_matrix"]["values"] != aligned["accuracy_matrix"]["values"]
 
 
+def _drift_through_the_next_task(run, part: ClassifierAlignment) -> None:
+    """Train task 1 as far as the part can tell: the backbone drifts, then the task ends."""
+    with torch.no_grad():
+        for parameter in run.learner.backbone.parameters():
+            parameter.mul_(1.5)
+    run.task = run.stream.tasks[1]
+    part.start_task(run)
+    part.end_task(run)
+
+
 def test_replay_statistics_follow_the_backbone(tiny) -> None:
     from kaizen.methods.seam import Part
 
@@ -106,12 +116,7 @@ def test_replay_statistics_follow_the_backbone(tiny) -> None:
     part.end_task(run)
     assert part.statistics is not None
     stored = part.statistics.means[first.classes[0]].clone()
-    with torch.no_grad():  # the backbone drifts during the next task
-        for parameter in run.learner.backbone.parameters():
-            parameter.mul_(1.5)
-    run.task = run.stream.tasks[1]
-    part.start_task(run)
-    part.end_task(run)
+    _drift_through_the_next_task(run, part)
     assert not torch.allclose(part.statistics.means[first.classes[0]], stored)
 
 
@@ -164,12 +169,7 @@ def test_all_data_statistics_are_those_of_every_image_of_the_class_now(tiny) -> 
     first = run.stream.tasks[0]
     assert part.statistics is not None
     stored = part.statistics.means[first.classes[0]].clone()
-    with torch.no_grad():  # the backbone drifts during the next task
-        for parameter in run.learner.backbone.parameters():
-            parameter.mul_(1.5)
-    run.task = run.stream.tasks[1]
-    part.start_task(run)
-    part.end_task(run)
+    _drift_through_the_next_task(run, part)
     stream = run.stream
     for label in [*first.classes, *run.current.classes]:
         rows = torch.nonzero(stream.data.train.labels == label).flatten()
