@@ -6,7 +6,7 @@ preset's own runs of the same SSL method and strategy in ROOT/default/ as ``kaiz
 groups them, and one markdown row is printed per row directory: final accuracy, average
 continual accuracy and forgetting (the classifier's; LUMP: the task-aware kNN it reports), each
 mean ± standard deviation over seeds, and the change in points; and the task-agnostic kNN's
-final accuracy of every run.
+final accuracy of every run ("—" for a family without probes, as SLCA's).
 """
 
 from __future__ import annotations
@@ -60,9 +60,12 @@ def main(root: Path) -> None:
             continue
         lump = any("-lump-" in path.name for path in runs)
         variant, plain = _groups(runs, root / "default", "knn-task" if lump else None)
-        knn_variant, knn_plain = _groups(runs, root / "default", "knn")
         cells = [_cell(plain, variant, metric) for metric in METRICS]
-        cells.append(_cell(knn_plain, knn_variant, "final_accuracy"))
+        if all("knn" in load_run(path).results["probes"] for path in runs):
+            knn_variant, knn_plain = _groups(runs, root / "default", "knn")
+            cells.append(_cell(knn_plain, knn_variant, "final_accuracy"))
+        else:  # a family without probes (the SLCA family)
+            cells.append("—")
         print(
             f"| {row.name} | {variant.ssl_method} | {plain.strategy} | {variant.seed_text} | "
             + " | ".join(cells)
