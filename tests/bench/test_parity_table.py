@@ -39,3 +39,14 @@ def test_a_row_is_compared_with_the_default_runs_of_its_seeds(table, make_run, t
     before = plain.accuracy["final_accuracy"].mean
     assert cells[4].endswith(f"({100 * (2 / 3 - before):+.2f})")
     assert cells[7].endswith("(+0.00)")  # the same kNN matrices
+
+
+def test_a_family_without_probes_has_no_knn_cell(table, make_run, tmp_path, capsys):
+    worse = [[0.9, 0.0, 0.0], [0.6, 0.9, 0.0], [0.5, 0.6, 0.9]]
+    make_run(tmp_path / "default" / "simclr-kaizen-seed0", seed=0)
+    make_run(tmp_path / "row-a" / "simclr-kaizen-seed0", seed=0, matrix=worse)
+    table.main(tmp_path)
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| row-")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert len(cells) == 8 and cells[7] == "—"
+    assert "→" in cells[4]
