@@ -43,13 +43,14 @@ def predict(
     ``classes`` (K,) restricts the argmax to those classes (None: every logit)."""
     was_training = learner.training
     learner.eval()
-    predictions = []
+    predictions, hidden = [], None
     for start in range(0, len(images), batch_size):
         logits = learner.classify(normalize(images[start : start + batch_size]))
         if classes is not None:
-            kept = torch.full_like(logits[0], float("-inf"))
-            kept[classes.to(logits.device)] = 0.0
-            logits = logits + kept
+            if hidden is None:  # (C,): 0 for the kept classes, -inf for the others
+                hidden = torch.full_like(logits[0], float("-inf"))
+                hidden[classes.to(logits.device)] = 0.0
+            logits = logits + hidden
         predictions.append(logits.argmax(dim=1))
     learner.train(was_training)
     return torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.int64)
