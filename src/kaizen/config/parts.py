@@ -68,6 +68,28 @@ class ClassifierConfig(Section):
         "oracle, which needs every earlier task's data (an update of a run is refused).",
     )
 
+    refit: bool = Field(
+        False,
+        description="At each task's end, re-fit the classifier, from its trained weights, on "
+        "the current backbone's features of the labelled images at hand: the earlier classes' "
+        "kept images (the strategy's replay buffer, or one of the replay section's size that "
+        "the re-fit keeps itself) and the task's own, every class drawn equally often. The "
+        "re-fitted classifier is evaluated and trained on by the next task.",
+    )
+    refit_epochs: int = Field(20, ge=1)
+    refit_lr: float = Field(0.05, gt=0.0, description="Of the re-fit's SGD, decayed to 0.")
+    refit_samples_per_class: int = Field(
+        256, ge=1, description="Features of every class drawn per re-fit epoch."
+    )
+    refit_batch_size: int = Field(128, ge=1)
+    refit_weight_decay: float = Field(0.0, ge=0.0)
+    weight_align: bool = Field(
+        False,
+        description="Weight aligning (Zhao et al., CVPR 2020): at the end of each task that "
+        "brings new classes after the first, scale the new classes' output weights to the "
+        "mean norm of the earlier classes' (a classifier over all classes, not per-task heads).",
+    )
+
 
 class FreezeConfig(Section):
     """Progressive task-correlated layer freezing (Yang et al., arXiv 2303.07477)."""

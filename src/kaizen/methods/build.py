@@ -1,8 +1,9 @@
 """A run's method: the strategy ``strategy.name`` names, with the parts the config adds.
 
 Layer freezing (``freeze.*``) composes with any method (one that keeps earlier images, for the
-covariance measure), classifier alignment (``classifier.align``) with any method (the SLCA
-family aligns already).
+covariance measure), and so do the classifier's corrections at each task's end: alignment
+(``classifier.align``; the SLCA family aligns already), the class-balanced re-fit
+(``classifier.refit``) and weight aligning (``classifier.weight_align``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from kaizen.config import STRATEGY_SETTINGS, RunConfig
 from kaizen.errors import ConfigError
 from kaizen.methods.parts.alignment import ClassifierAlignment
 from kaizen.methods.parts.freezing import LayerFreezing
+from kaizen.methods.parts.refit import ClassifierRefit
+from kaizen.methods.parts.weight_align import WeightAligning
 from kaizen.methods.registry import METHODS
-from kaizen.methods.seam import Method
+from kaizen.methods.seam import Method, Part
 
 
 def _buildable(config: RunConfig) -> dict[str, Method]:
@@ -48,7 +51,7 @@ def _check_backbone_learns(config: RunConfig) -> None:
 
 def build_method(config: RunConfig) -> Method:
     """The method ``config.strategy.name`` names, built for ``config``, with layer freezing
-    when ``freeze.enabled`` and classifier alignment when ``classifier.align``."""
+    when ``freeze.enabled`` and the classifier's corrections ``classifier.*`` asks for."""
     method = METHODS[config.strategy.name](config)
     if method.needs_ssl and config.ssl.method == "none":
         raise ConfigError(
@@ -78,4 +81,20 @@ def build_method(config: RunConfig) -> Method:
         method.parts.insert(
             0, ClassifierAlignment(config.classifier, config.seed, list(method.parts))
         )
+    _add_classifier_corrections(method, config)
     return method
+
+
+def _add_classifier_corrections(method: Method, config: RunConfig) -> None:
+    """The re-fit, then weight aligning, first among the parts: at a task's end they see the
+    earlier tasks' kept images before the replay adds the task's, they correct the trained
+    classifier before an alignment keeps it, and the next task's teacher snapshots the
+    corrected classifier."""
+    corrections: list[Part] = []
+    if config.classifier.refit:
+        corrections.append(
+            ClassifierRefit(config.classifier, config.replay, config.seed, list(method.parts))
+        )
+    if config.classifier.weight_align:
+        corrections.append(WeightAligning())
+    method.parts[:0] = corrections

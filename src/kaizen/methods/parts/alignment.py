@@ -10,7 +10,6 @@ import torch
 from kaizen.config import ClassifierConfig
 from kaizen.data.stream import Stream
 from kaizen.errors import ConfigError
-from kaizen.eval.probes import extract_features
 from kaizen.learner.alignment import (
     ClassStatistics,
     align_classifier,
@@ -18,10 +17,9 @@ from kaizen.learner.alignment import (
     shrunk_means,
 )
 from kaizen.learner.learner import Learner
+from kaizen.methods.parts.features import kept_indices, training_features
 from kaizen.methods.seam import Part, RunContext
 from kaizen.models.heads import TaskHeads, with_leading_rows
-
-_FEATURE_BATCH = 512
 
 
 class ClassifierAlignment(Part):
@@ -149,7 +147,7 @@ class ClassifierAlignment(Part):
             return
         self._add_statistics(run, task.labelled_indices, replace=False)
         if self.config.align_statistics == "replay":
-            replayed = self._replayed_indices()
+            replayed = kept_indices(self.memory)
             if replayed is not None:
                 self._add_statistics(run, replayed, replace=True)
 
@@ -158,27 +156,10 @@ class ClassifierAlignment(Part):
         backbone in eval mode; the images are read a batch at a time."""
         if len(indices) == 0:  # a task without labelled images adds no statistics
             return
-        stream = run.stream
-        features = torch.cat(
-            [
-                extract_features(
-                    run.learner.backbone,
-                    stream.train_images.gather(batch.to(stream.train_images.index_device)),
-                    stream.normalize,
-                    _FEATURE_BATCH,
-                ).cpu()
-                for batch in indices.split(_FEATURE_BATCH)
-            ]
-        )
+        features, labels = training_features(run, indices)
         if self.statistics is None:
             self.statistics = ClassStatistics(features.shape[1])
-        labels = stream.data.train.labels[indices.cpu()]
         self.statistics.add(features, labels, replace=replace)
-
-    def _replayed_indices(self) -> torch.Tensor | None:
-        """The earlier tasks' images a part of the strategy keeps, if one keeps any."""
-        kept = (part.memory_indices() for part in self.memory)
-        return next((indices for indices in kept if indices is not None), None)
 
     def state_dict(self) -> dict[str, Any]:
         statistics = self.statistics.state_dict() if self.statistics is not None else None
