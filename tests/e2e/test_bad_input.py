@@ -161,6 +161,15 @@ CASES: dict[str, tuple[Edit, str]] = {
     ),
     "unknown weight decay scope": (_set("optim", weight_decay_on="norms"), "optim.weight_decay_on"),
     "unknown evaluated class set": (_set("eval", classes="old"), "eval.classes"),
+    "weight aligning on per-task heads": (
+        _both(_slca("slca"), _set("classifier", weight_align=True)),
+        "classifier.weight_align=true rescales the output rows of one classifier",
+    ),
+    "re-fit without labelled images": (
+        _both(_set("scenario", label_fraction=0.0), _set("classifier", refit=True)),
+        "classifier.refit re-fits the classifier on labelled images",
+    ),
+    "re-fit of no epochs": (_set("classifier", refit=True, refit_epochs=0), "refit_epochs"),
     "LUMP buffer larger than the data": (
         _set("strategy", name="lump", buffer_size=100_000),
         "strategy.buffer_size=100000",

@@ -161,7 +161,7 @@ def _checkpoints_written(run_dir: Path) -> set[str]:
 
 
 CLI = [sys.executable, "-m", "kaizen.cli"]
-KINDS = ("step", "checkpoint", "align", "task-end")
+KINDS = ("step", "checkpoint", "align", "refit", "task-end")
 
 
 def _run_logging_points(
@@ -224,6 +224,8 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
             },
         ),
         ("kaizen", {"classifier": {"align": True}}),
+        # joint keeps no images: the re-fit keeps its own buffer
+        ("joint", {"classifier": {"refit": True, "weight_align": True}}),
         ("slcapp", {}),
         # as Kaizen's released code runs: the replay's pass is state mid-task
         (
@@ -242,6 +244,7 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
         "kaizen-freeze",
         "kaizen-freeze-subspace",
         "kaizen-align",
+        "joint-refit",
         "slcapp",
         "kaizen-released",
     ],
@@ -254,9 +257,11 @@ def test_sigkills_at_seeded_points_then_resume_give_identical_results(
     config.write_text(yaml.safe_dump(tree))
     points = _run_logging_points(tree, tmp_path / "straight", tmp_path / "points", monkeypatch)
     chosen = _kill_points(points, f"{strategy}-{json.dumps(extra, sort_keys=True)}")
+    corrections = extra.get("classifier", {})
     expected = {"step", "checkpoint", "task-end"} | (
-        {"align"} if strategy == "slcapp" or extra.get("classifier") else set()
+        {"align"} if strategy == "slcapp" or corrections.get("align") else set()
     )
+    expected |= {"refit"} if corrections.get("refit") else set()
     assert {point.split()[0] for point in chosen} == expected
     run_dir = tmp_path / "killed"
     _kill_at_each_then_finish([*CLI, "run", str(config), "--out", str(run_dir)], run_dir, chosen)

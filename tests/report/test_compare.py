@@ -291,3 +291,40 @@ def test_the_settings_of_a_switched_off_section_name_no_variant(make_run, tmp_pa
     ]
     labels = [group.strategy for group in compare_runs(runs, tmp_path / "out").groups]
     assert labels == ["kaizen", "kaizen[freeze.enabled=true,freeze.threshold=0.5]"]
+
+
+def test_the_classifier_stands_beside_its_probe_and_scratch(make_run, tmp_path):
+    # probes: the seed-0 probe's final row is 0.9, 0.8, 0.7 (mean 0.8), the seed-1 one's
+    # 0.8, 0.9, 1.0 (mean 0.9); the classifier's are SEED0's and SEED1's (0.7 and 0.8)
+    probe0 = [[0.9, 0.0, 0.0], [0.9, 0.9, 0.0], [0.9, 0.8, 0.7]]
+    probe1 = [[0.9, 0.0, 0.0], [0.9, 0.9, 0.0], [0.8, 0.9, 1.0]]
+    runs = [
+        make_run(tmp_path / "k0", matrix=SEED0, probes={"linear": probe0, "knn": SEED1}),
+        make_run(tmp_path / "k1", seed=1, matrix=SEED1, probes={"linear": probe1}),
+        make_run(
+            tmp_path / "scratch",
+            strategy="scratch",
+            matrix=[[0.9, 0.0, 0.0], [0.8, 0.85, 0.0], [0.6, 0.6, 0.6]],
+            wall_seconds=(10, 20, 30),
+            probes={"linear": probe1},
+        ),
+    ]
+    comparison = compare_runs(runs, tmp_path / "out")
+    text = comparison.markdown.read_text()
+    assert (
+        "| simclr | kaizen | linear | 0.650 / 0.850 | 0.750 / 0.850 | 0.850 / 0.850 "
+        "| 0.7500 / 0.8500 | 10.0 |" in text
+    )
+    kaizen = _group(comparison, "simclr", "kaizen")
+    # train time 0.8 x (10 + 10 + 10) and 0.8 x 3 x 10 against 0.8 x (10 + 20 + 30)
+    assert kaizen.train_time_ratio == pytest.approx(0.5)
+    assert kaizen.accuracy_ratio == pytest.approx(0.75 / 0.6)
+    assert "| 50.0% | 125.0% |" in text
+    with comparison.csv.open() as handle:
+        row = next(r for r in csv.DictReader(handle) if r["strategy"] == "kaizen")
+    assert row["gap_probe"] == "linear"
+    assert float(row["probe_final_accuracy_mean"]) == pytest.approx(0.85)
+    assert float(row["final_accuracy_vs_scratch"]) == pytest.approx(1.25)
+    # a probe's own comparison sets nothing beside it
+    probed = compare_runs(runs, tmp_path / "probed", probe="linear")
+    assert "Classifier against the probe" not in probed.markdown.read_text()

@@ -129,3 +129,11 @@ def test_the_frozen_blocks_of_an_earlier_release_are_its_frozen_depth(tmp_path: 
     assert "covariance measure" in text
     assert "| 1 | 0.899* | 0.721 | 0.636 | 0.480 |" in text  # frozen depth 1
     assert "| 2 | 0.897* | 0.876* | 0.886* | 0.856 |" in text  # frozen depth 3
+
+
+def test_the_classifier_stands_beside_the_linear_probe_task_by_task(report):
+    text = report[0].read_text()
+    assert "## Classifier against the linear probe on its features" in text
+    # task 0: just trained 0.90 (probe 0.6543), after task 2 0.60 (probe 0.55): gap -0.05
+    assert "| 0 | 0.9000 | 0.6543 | 0.6000 | 0.5500 | -0.0500 |" in text
+    assert "| 2 | 0.8000 | 0.6300 | 0.8000 | 0.6300 | -0.1700 |" in text

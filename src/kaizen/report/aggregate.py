@@ -95,6 +95,8 @@ class Costs:
     step_memory_bytes: float | None = None
     mean_step_memory_bytes: float | None = None
     whole_run: TrainingCosts | None = None
+    all_train_seconds: float | None = None
+    """The charged training time over every task (costs.json ``train_seconds``)."""
 
 
 BUDGET_KEYS = ("train.epochs", "data.train_per_class")
@@ -208,6 +210,12 @@ class Group:
     """1 - images / images of scratch with the same SSL method; None without scratch."""
     against_base: AgainstBase | None = None
     """A variant (``lump[freeze.enabled=true]``) against its plain strategy, when compared."""
+    train_time_ratio: float | None = None
+    """Training time over every task / scratch's (same SSL method and budget); None without."""
+    accuracy_ratio: float | None = None
+    """Final accuracy / scratch's (same SSL method and budget); None without scratch."""
+    members: tuple[Run, ...] = ()
+    """The group's runs."""
 
     @property
     def seed_text(self) -> str:
@@ -246,9 +254,10 @@ def _costs(runs: Sequence[Run]) -> Costs:
         return Costs(None, images, None)
     wall = statistics.fmean(sum(task["wall_seconds"] for task in tasks) for tasks in tables)
     peak = statistics.fmean(max(task["peak_memory_bytes"] for task in tasks) for tasks in tables)
+    trained = statistics.fmean(sum(task["train_seconds"] for task in tasks) for tasks in tables)
     later = _training_costs(tables, runs, 1)
     if later is None:
-        return Costs(wall, images, peak)
+        return Costs(wall, images, peak, all_train_seconds=trained)
     return Costs(
         wall,
         images,
@@ -258,6 +267,7 @@ def _costs(runs: Sequence[Run]) -> Costs:
         later.step_memory_bytes,
         later.mean_step_memory_bytes,
         _training_costs(tables, runs, 0),
+        trained,
     )
 
 
@@ -319,6 +329,12 @@ def _saving(value: float | None, reference: float | None) -> float | None:
     return 1.0 - value / reference
 
 
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference <= 0:
+        return None
+    return value / reference
+
+
 def strategy_order(strategies: Iterable[str]) -> list[str]:
     """Distinct strategies: the paper's finetune, cassle, kaizen first, the others as they come."""
     distinct = list(dict.fromkeys(strategies))
@@ -373,9 +389,20 @@ def group_runs(runs: Sequence[Run]) -> list[Group]:
                 costs=own,
                 wall_saving=_saving(own.wall_seconds, scratch.wall_seconds if scratch else None),
                 images_saving=_saving(own.images_seen, scratch.images_seen if scratch else None),
+                train_time_ratio=_ratio(
+                    own.all_train_seconds, scratch.all_train_seconds if scratch else None
+                ),
+                members=tuple(group),
             )
         )
     by_key = dict(zip(ordered, groups, strict=True))
+    for key, aggregated in by_key.items():
+        scratch_group = by_key.get((key[0], SCRATCH, key[2]))
+        if scratch_group is not None:
+            final, reference = (
+                g.accuracy["final_accuracy"].mean for g in (aggregated, scratch_group)
+            )
+            by_key[key] = replace(aggregated, accuracy_ratio=_ratio(final, reference))
     return [
         replace(group, against_base=_against(group, by_key[plain]))
         if (plain := (key[0], members[key][0].strategy, key[2])) != key and plain in by_key

@@ -20,6 +20,7 @@ from kaizen.report.aggregate import (
 )
 from kaizen.report.document import Document, cell
 from kaizen.report.plots import budget_lines, grouped_bars
+from kaizen.report.probe_gap import compare_gap_section, probe_gap
 from kaizen.storage.runs import Run, load_run
 
 _MIB = 2**20
@@ -161,7 +162,9 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
     document.paragraph(
         "Totals over the tasks of a run, mean over seeds. Saving = 1 - strategy / scratch "
         f"(the '{SCRATCH}' strategy with the same SSL method); n/a without a scratch run or "
-        "without costs.json. Over tasks 1..T: training time, backward FLOPs (one measured "
+        "without costs.json. Against scratch, over all tasks: the training time (charged to "
+        "training, the task-end hooks included) and the final accuracy, each as a share of "
+        "scratch's. Over tasks 1..T: training time, backward FLOPs (one measured "
         "step per task times its steps) and the peak of a step's live training tensors, its "
         "largest and its mean over the tasks."
     )
@@ -175,6 +178,8 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
             "peak memory (MiB)",
             "wall-time saving",
             "images saving",
+            "train time / scratch",
+            "final accuracy / scratch",
             "train time 1..T (s)",
             "backward GFLOPs 1..T",
             "step memory (MiB)",
@@ -190,6 +195,8 @@ def _cost_section(document: Document, groups: Sequence[Group]) -> None:
                 cell(_megabytes(group.costs.peak_memory_bytes), digits=1),
                 _percent(group.wall_saving),
                 _percent(group.images_saving),
+                _percent(group.train_time_ratio),
+                _percent(group.accuracy_ratio),
                 cell(group.costs.train_seconds, digits=1),
                 cell(_giga(group.costs.backward_flops), digits=1),
                 cell(_megabytes(group.costs.step_memory_bytes), digits=1),
@@ -273,6 +280,8 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 "peak_memory_bytes",
                 "wall_saving_vs_scratch",
                 "images_saving_vs_scratch",
+                "train_time_vs_scratch",
+                "final_accuracy_vs_scratch",
                 "later_tasks_train_seconds",
                 "later_tasks_backward_flops",
                 "step_peak_memory_bytes",
@@ -283,6 +292,8 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 "step_memory_saving_vs_plain",
                 "mean_step_memory_saving_vs_plain",
                 *(f"{name}_change_vs_plain" for name in ACCURACY_METRICS),
+                "gap_probe",
+                "probe_final_accuracy_mean",
             ]
         )
         for group in groups:
@@ -305,6 +316,8 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 group.costs.peak_memory_bytes,
                 group.wall_saving,
                 group.images_saving,
+                group.train_time_ratio,
+                group.accuracy_ratio,
                 group.costs.train_seconds,
                 group.costs.backward_flops,
                 group.costs.step_memory_bytes,
@@ -322,8 +335,15 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                         for value in (group.accuracy[name].mean, group.accuracy[name].std)
                     ),
                     *("" if value is None else value for value in (*optional, *versus_plain)),
+                    *_gap_cells(group),
                 ]
             )
+
+
+def _gap_cells(group: Group) -> tuple[str | float, str | float]:
+    """The probe set beside the group's classifier and its mean final accuracy, or blanks."""
+    gap = probe_gap(group.members)
+    return ("", "") if gap is None else (gap.probe, gap.probe_mean.mean)
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = None) -> Comparison:
@@ -359,6 +379,14 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = No
     )
     _extension_note(document, complete)
     _accuracy_section(document, groups)
+    compare_gap_section(
+        document,
+        [
+            (group.ssl_method, group.strategy, gap)
+            for group in groups
+            if (gap := probe_gap(group.members)) is not None
+        ],
+    )
     _cost_section(document, groups)
     _variant_section(document, groups)
     _runs_section(document, runs)

@@ -8,6 +8,7 @@ from typing import Any
 
 from kaizen.report.document import Document, cell
 from kaizen.report.plots import accuracy_heatmap, task_curves
+from kaizen.report.probe_gap import run_gap_section
 from kaizen.storage.runs import Run, load_run
 
 _MIB = 2**20
@@ -188,6 +189,7 @@ def write_report(run_dir: Path) -> tuple[Path, Path]:
     for name, probe in (run.results.get("probes") or {}).items():
         label = _PROBE_LABELS.get(name, f"{name} probe")
         _matrix_section(document, f"probe_{name}", label, probe)
+    run_gap_section(document, run)
     _tasks_section(document, run)
     _freezing_section(document, run)
     _costs_section(document, run)

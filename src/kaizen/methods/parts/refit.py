@@ -21,10 +21,11 @@ class ClassifierRefit(Part):
     """At the end of each task, re-fit the classifier (:func:`refit_classifier`) on the
     backbone's features of the earlier classes' kept images and the task's labelled images.
 
-    The kept images are those a part of the strategy keeps (Kaizen's labelled replay); a
-    strategy that keeps none gets a :class:`ReplayBuffer` of the ``replay`` section's size
-    that this part fills itself, used by nothing else. The re-fit draws from a generator
-    seeded ``seed + task``, so a run resumed inside it re-fits identically.
+    The kept images are the labelled ones among those a part of the strategy keeps (Kaizen's
+    labelled replay); a strategy that keeps none gets a :class:`ReplayBuffer` of the
+    ``replay`` section's size that this part fills itself, used by nothing else. The re-fit
+    draws from a generator seeded ``seed + task``, so a run resumed inside it re-fits
+    identically.
 
     Args:
         config: the ``classifier`` section (the ``refit_*`` settings).
@@ -56,11 +57,7 @@ class ClassifierRefit(Part):
 
     def end_task(self, run: RunContext) -> None:
         task = run.current
-        pool = [task.labelled_indices]
-        kept = self._kept()
-        if kept is not None:
-            pool.insert(0, kept)
-        indices = torch.cat(pool)
+        indices = torch.cat([self._kept_labelled(run), task.labelled_indices])
         if len(indices) > 0:
             features, labels = training_features(run, indices)
             refit_classifier(
@@ -78,6 +75,16 @@ class ClassifierRefit(Part):
         if self.buffer is not None:
             labelled = task.labelled_indices
             self.buffer.add(labelled, run.stream.data.train.labels[labelled])
+
+    def _kept_labelled(self, run: RunContext) -> Tensor:
+        """int64 (R,) the kept images that came with a label (a buffer of unlabelled images,
+        such as LUMP's, may hold some without)."""
+        kept = self._kept()
+        if kept is None:
+            return torch.empty(0, dtype=torch.int64)
+        tasks = run.stream.tasks[: run.current.index]
+        labelled = torch.cat([earlier.labelled_indices for earlier in tasks] or [kept[:0]])
+        return kept[torch.isin(kept.cpu(), labelled.cpu())].cpu()
 
     def _kept(self) -> Tensor | None:
         if self.buffer is not None:
