@@ -285,7 +285,7 @@ def test_load_yaml_does_not_construct_python_objects(tmp_path: Path):
 
 PAPER_SSL = ("simclr", "mocov2plus", "byol", "vicreg")
 SSL_METHODS = (*PAPER_SSL, "simsiam", "barlow")
-STRATEGIES = ("finetune", "cassle", "kaizen", "kaizen-replay-kd", "lump")
+STRATEGIES = ("finetune", "cassle", "kaizen", "kaizen-replay-kd", "kaizen-refit", "lump")
 PAPER_PRESETS = [f"cifar100-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
 CIFAR10_PRESETS = [f"cifar10-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]
 FMNIST_PRESETS = [f"fmnist-{ssl}-{strategy}" for ssl in SSL_METHODS for strategy in STRATEGIES]

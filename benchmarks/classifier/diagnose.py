@@ -10,7 +10,9 @@ final features:
 - the classifier's accuracy over every seen class, the old classes' (tasks before the last)
   accuracy with the argmax over all seen classes and over the old classes only, the share of
   old classes' test images it gives to a class of the last task, and the mean norm of the last
-  task's output weights over the earlier classes' (task-recency bias);
+  task's output weights over the earlier classes' (task-recency bias); the last task's
+  classes' accuracy and the share of their test images given to an old class (the last
+  task not learnt);
 - the linear probe of the run's evaluation (eval.linear_*) fitted on every labelled training
   image of the seen classes (what the run's probe sees), on the images the run keeps at its
   end (replay buffer plus the last task's), and on a class-balanced share of those (the last
@@ -65,6 +67,11 @@ def balanced(indices: Tensor, labels: Tensor, per_class: int, seed: int) -> Tens
         rows = indices[labels == label]
         chosen.append(rows[torch.randperm(len(rows), generator=generator)[:per_class]])
     return torch.cat(chosen)
+
+
+def _share_in(predicted: Tensor, classes: list[int]) -> float:
+    """The share of ``predicted`` (N,) that is one of ``classes``."""
+    return float(torch.isin(predicted, torch.tensor(classes)).float().mean())
 
 
 def accuracy(predicted: Tensor, labels: Tensor) -> float:

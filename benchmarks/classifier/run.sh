@@ -6,12 +6,13 @@
 # STAGE:
 #   select     the classifier's corrections on seeds 0-2, to choose one (both scenarios)
 #   diagnose   one setting of Kaizen's changed at a time on seeds 0-2 (5x2 only)
-#   final      the chosen correction against finetune, cassle and the paper's kaizen on
-#              seeds 3-5 (both scenarios)
-#   scratch    the demo's config: scratch against the recommended strategy, seeds 0-2, for
+#   final      the chosen correction, kaizen-refit, against finetune, cassle and the paper's
+#              kaizen, and finetune with the re-fit, on seeds 3-5 (both scenarios)
+#   scratch    the demo's config as it is: scratch against kaizen-refit, seeds 0-2, for
 #              time (run it alone on the machine)
-# SCENARIO (select and final): 5x2 or 2x5; both when left out. Runs already complete are
-# skipped, so it can be re-run to finish. Then
+# SCENARIO (select and final): 5x2 or 2x5, both when left out; for diagnose, the names of the
+# variants to run, all when left out. Runs already complete are skipped, so it can be re-run to
+# finish. Then
 #   python benchmarks/classifier/table.py ROOT     prints the tables of docs/classifier.md.
 set -euo pipefail
 root=${1:?usage: run.sh ROOT STAGE [SCENARIO]}
@@ -46,28 +47,39 @@ case $stage in
         "kaizen-weight-align|kaizen|classifier.weight_align=true" \
         "kaizen-align-replay|kaizen|classifier.align=true classifier.align_statistics=replay" \
         "kaizen-seen-refit|kaizen|strategy.classifier_distill_classes=seen classifier.refit=true" \
-        "kaizen-replay-kd-refit|kaizen-replay-kd|classifier.refit=true"
+        "kaizen-replay-kd-refit|kaizen-replay-kd|classifier.refit=true" \
+        "kaizen-refit-60-epochs|kaizen|classifier.refit=true classifier.refit_epochs=60" \
+        "kaizen-refit-align-replay|kaizen|classifier.refit=true classifier.align=true classifier.align_statistics=replay" \
+        "kaizen-seen-refit-60-epochs|kaizen|strategy.classifier_distill_classes=seen classifier.refit=true classifier.refit_epochs=60"
     done ;;
   diagnose)
-    run_variants 5x2 0,1,2 \
-      "replay-batch-128|kaizen|replay.batch_size=128" \
-      "replay-20pc|kaizen|replay.fraction_per_class=0.2" \
-      "distill-seen|kaizen|strategy.classifier_distill_classes=seen" \
-      "linear-head|kaizen|model.classifier_hidden_dim=null" \
-      "labels-10pc|kaizen|scenario.label_fraction=0.1" ;;
+    variants=(
+      "replay-batch-128|kaizen|replay.batch_size=128"
+      "replay-20pc|kaizen|replay.fraction_per_class=0.2"
+      "distill-seen|kaizen|strategy.classifier_distill_classes=seen"
+      "linear-head|kaizen|model.classifier_hidden_dim=null"
+      "labels-10pc|kaizen|scenario.label_fraction=0.1"
+    )
+    chosen=()
+    for row in "${variants[@]}"; do
+      if [ $# -lt 3 ] || [[ " $3 " == *" ${row%%|*} "* ]]; then chosen+=("$row"); fi
+    done
+    run_variants 5x2 0,1,2 "${chosen[@]}" ;;
   final)
     for scenario in $scenarios; do
       run_variants "$scenario" 3,4,5 \
         "finetune|finetune|" \
         "cassle|cassle|" \
         "kaizen|kaizen|" \
-        "kaizen-refit|kaizen|classifier.refit=true"
+        "kaizen-refit|kaizen-refit|" \
+        "finetune-refit|finetune|classifier.refit=true"
     done ;;
   scratch)
     for seed in 0 1 2; do
-      "$kaizen" run demo strategy.name=scratch seed=$seed "${common[@]}" --out "$root/demo/scratch-seed$seed"
-      "$kaizen" run demo strategy.name=kaizen classifier.refit=true seed=$seed "${common[@]}" \
-        --out "$root/demo/kaizen-refit-seed$seed"
+      for strategy in scratch kaizen-refit; do
+        "$kaizen" run demo strategy.name=$strategy seed=$seed train.progress=false \
+          --out "$root/demo/$strategy-seed$seed"
+      done
     done ;;
   *) echo "unknown stage $stage: select, diagnose, final or scratch" >&2; exit 2 ;;
 esac

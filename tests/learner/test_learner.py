@@ -262,6 +262,7 @@ def test_strategies_that_distill_need_a_teacher():
         "cassle",
         "kaizen",
         "kaizen-replay-kd",
+        "kaizen-refit",
     }
 
 

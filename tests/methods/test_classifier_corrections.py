@@ -34,6 +34,18 @@ def test_the_corrections_come_first_in_every_strategy(tiny) -> None:
         assert names[:3] == ["refit", "weight_align", "align"], strategy
 
 
+def test_the_named_strategy_refits_first_and_only_once(tiny) -> None:
+    for classifier in ({}, {"refit": True, "weight_align": True, "align": True}):
+        method, _ = _method_and_run(tiny, "kaizen-refit", **classifier)
+        names = [part.name for part in method.parts]
+        assert names[0] == "refit" and names.count("refit") == 1, names
+        assert names[1:] == [
+            *(["weight_align", "align"] if classifier else []),
+            "teacher",
+            "replay",
+        ]
+
+
 def test_the_refit_reads_the_replay_before_it_takes_the_task(tiny) -> None:
     method, run = _method_and_run(tiny, "kaizen", refit=True)
     refit, replay = method.parts[0], method.parts[-1]

@@ -16,7 +16,7 @@ from kaizen.methods.parts.freezing import LayerFreezing
 from kaizen.methods.parts.refit import ClassifierRefit
 from kaizen.methods.parts.weight_align import WeightAligning
 from kaizen.methods.registry import METHODS
-from kaizen.methods.seam import Method, Part
+from kaizen.methods.seam import Method
 
 
 def _buildable(config: RunConfig) -> dict[str, Method]:
@@ -86,15 +86,16 @@ def build_method(config: RunConfig) -> Method:
 
 
 def _add_classifier_corrections(method: Method, config: RunConfig) -> None:
-    """The re-fit, then weight aligning, first among the parts: at a task's end they see the
-    earlier tasks' kept images before the replay adds the task's, they correct the trained
-    classifier before an alignment keeps it, and the next task's teacher snapshots the
-    corrected classifier."""
-    corrections: list[Part] = []
-    if config.classifier.refit:
+    """The re-fit (the strategy's own, or the one ``classifier.refit`` asks for), then weight
+    aligning, first among the parts: at a task's end they see the earlier tasks' kept images
+    before the replay adds the task's, they correct the trained classifier before an alignment
+    keeps it, and the next task's teacher snapshots the corrected classifier."""
+    corrections = [part for part in method.parts if part.name == ClassifierRefit.name]
+    if config.classifier.refit and not corrections:
         corrections.append(
             ClassifierRefit(config.classifier, config.replay, config.seed, list(method.parts))
         )
     if config.classifier.weight_align:
         corrections.append(WeightAligning())
-    method.parts[:0] = corrections
+    others = [part for part in method.parts if part.name != ClassifierRefit.name]
+    method.parts[:] = [*corrections, *others]

@@ -38,7 +38,7 @@ FAMILY_BASES = {"cifar10": "cifar100"}
 """Families written as differences from another family."""
 SSL_NAMES = ("simclr", "mocov2plus", "byol", "vicreg", "simsiam", "barlow")
 PAPER_STRATEGIES = ("finetune", "cassle", "kaizen")
-PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "lump")
+PRESET_STRATEGIES = (*PAPER_STRATEGIES, "kaizen-replay-kd", "kaizen-refit", "lump")
 DEMO = ("fmnist", "simclr", "kaizen")
 DOMAINS = "fmnist-domains"
 """The domain-incremental preset: the demo's settings over five domains of Fashion-MNIST."""
