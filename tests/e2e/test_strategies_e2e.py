@@ -118,3 +118,16 @@ def test_kaizen_replay_kd_is_kaizen_with_the_replay_rows_option(tiny, tmp_path: 
     kaizen.run(tiny("kaizen"), tmp_path / "option", ["strategy.classifier_distill_rows=replay"])
     ours, theirs = _classifier_weights(named), _classifier_weights(tmp_path / "option")
     assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+
+
+def test_kaizen_refit_is_kaizen_with_the_refit_option(tiny, tmp_path: Path) -> None:
+    import torch
+
+    named = tmp_path / "named"
+    kaizen.run(tiny("kaizen-refit"), named)
+    kaizen.run(tiny("kaizen"), tmp_path / "options", ["classifier.refit=true"])
+    kaizen.run(tiny("kaizen"), tmp_path / "paper")
+    ours, theirs = _classifier_weights(named), _classifier_weights(tmp_path / "options")
+    assert all(torch.equal(ours[key], theirs[key]) for key in ours)
+    paper = _classifier_weights(tmp_path / "paper")
+    assert any(not torch.equal(ours[key], paper[key]) for key in ours)
