@@ -24,16 +24,16 @@ common=(train.progress=false "eval.probes=[linear]" "train.num_threads=$threads"
 
 tasks_of() { case $1 in 5x2) echo 5 ;; 2x5) echo 2 ;; *) echo "unknown scenario $1" >&2; exit 2 ;; esac; }
 
-# variant | strategy | overrides
+# Runs every "variant | strategy | overrides" row into ROOT/STAGE/SCENARIO/<variant>.
 run_variants() {
-  local scenario=$1 seeds=$2
-  shift 2
+  local stage=$1 scenario=$2 seeds=$3
+  shift 3
   local row name strategy overrides
   for row in "$@"; do
     IFS='|' read -r name strategy overrides <<<"$row"
     # shellcheck disable=SC2086  # the overrides are separate words
     "$kaizen" sweep fmnist --ssl simclr --strategies "$strategy" --seeds "$seeds" \
-      --out "$root/$scenario/$name" "${common[@]}" "scenario.num_tasks=$(tasks_of "$scenario")" \
+      --out "$root/$stage/$scenario/$name" "${common[@]}" "scenario.num_tasks=$(tasks_of "$scenario")" \
       $overrides
   done
 }
@@ -41,7 +41,7 @@ run_variants() {
 case $stage in
   select)
     for scenario in $scenarios; do
-      run_variants "$scenario" 0,1,2 \
+      run_variants select "$scenario" 0,1,2 \
         "kaizen|kaizen|" \
         "kaizen-refit|kaizen|classifier.refit=true" \
         "kaizen-weight-align|kaizen|classifier.weight_align=true" \
@@ -64,10 +64,10 @@ case $stage in
     for row in "${variants[@]}"; do
       if [ $# -lt 3 ] || [[ " $3 " == *" ${row%%|*} "* ]]; then chosen+=("$row"); fi
     done
-    run_variants 5x2 0,1,2 "${chosen[@]}" ;;
+    run_variants diagnose 5x2 0,1,2 "${chosen[@]}" ;;
   final)
     for scenario in $scenarios; do
-      run_variants "$scenario" 3,4,5 \
+      run_variants final "$scenario" 3,4,5 \
         "finetune|finetune|" \
         "cassle|cassle|" \
         "kaizen|kaizen|" \
@@ -78,7 +78,7 @@ case $stage in
     for seed in 0 1 2; do
       for strategy in scratch kaizen-refit; do
         "$kaizen" run demo strategy.name=$strategy seed=$seed train.progress=false \
-          --out "$root/demo/$strategy-seed$seed"
+          --out "$root/scratch/demo/$strategy-seed$seed"
       done
     done ;;
   *) echo "unknown stage $stage: select, diagnose, final or scratch" >&2; exit 2 ;;

@@ -25,7 +25,7 @@ from kaizen.production.commands import register as register_production_commands
 from kaizen.report.commands import register as register_report_commands
 from kaizen.sweep.commands import register as register_sweep_command
 
-DEMO_STRATEGIES = ("finetune", "kaizen")
+DEMO_STRATEGIES = ("finetune", "kaizen-refit")
 PIPED_WIDTH = 10_000
 """Columns of the output when it is not a terminal (a pipe, a file): wide enough that no table
 is cut or wrapped, so that ``kaizen presets | grep replay`` finds whole names."""
