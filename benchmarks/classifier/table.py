@@ -2,11 +2,12 @@
 
     python benchmarks/classifier/table.py ROOT
 
-For each scenario folder (ROOT/5x2, ROOT/2x5) and each variant in it: the seeds, then mean ±
-std over them of the classifier's final accuracy, its average continual accuracy, the linear
-probe's final accuracy on the same run's final features, the gap (probe - classifier, in
-points, per run) and the plasticity (accuracy on each task right after training it); and for
-ROOT/demo the recommended strategy against scratch: training time and final accuracy.
+For each stage and scenario folder (ROOT/select/5x2, ROOT/select/2x5, ROOT/diagnose/5x2,
+ROOT/final/5x2, ROOT/final/2x5) and each variant in it: the seeds, then mean ± std over them of
+the classifier's final accuracy, its average continual accuracy, the linear probe's final
+accuracy on the same run's final features, the gap (probe - classifier, in points, per run) and
+the plasticity (accuracy on each task right after training it); and for ROOT/scratch/demo
+kaizen-refit against scratch: training time and final accuracy, per seed.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import statistics
 import sys
 from pathlib import Path
 
+from kaizen.eval.metrics import average_continual_accuracy, final_accuracy, plasticity
 
-def _spread(values: list[float], scale: float = 1.0) -> str:
+
+def _spread(values: list[float]) -> str:
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{scale * statistics.fmean(values):.4f} ± {scale * std:.4f}"
+    return f"{statistics.fmean(values):.4f} ± {std:.4f}"
 
 
 def _points(values: list[float]) -> str:
@@ -28,18 +31,21 @@ def _points(values: list[float]) -> str:
 
 
 def _runs(folder: Path) -> list[dict]:
+    """The results.json of every complete run in ``folder``, as {"results": ...}."""
     runs = []
     for path in sorted(folder.glob("*/results.json")):
         results = json.loads(path.read_text())
         if results["complete"]:
-            costs_path = path.parent / "costs.json"
-            costs = json.loads(costs_path.read_text()) if costs_path.is_file() else None
-            runs.append({"results": results, "costs": costs})
+            runs.append({"results": results})
     return runs
 
 
-def _value(run: dict, name: str) -> float:
-    return run["results"]["metrics"][name]["value"]
+def _classifier(run: dict) -> list[list[float]]:
+    return run["results"]["accuracy_matrix"]["values"]
+
+
+def _probe(run: dict) -> list[list[float]]:
+    return run["results"]["probes"]["linear"]["values"]
 
 
 def scenario_table(folder: Path) -> list[str]:
@@ -54,21 +60,21 @@ def scenario_table(folder: Path) -> list[str]:
         if not runs:
             continue
         seeds = " ".join(str(run["results"]["config"]["seed"]) for run in runs)
-        final = [_value(run, "final_accuracy") for run in runs]
-        probe = [_value(run, "linear_final_accuracy") for run in runs]
+        final = [final_accuracy(_classifier(run)) for run in runs]
+        probe = [final_accuracy(_probe(run)) for run in runs]
+        continual = [average_continual_accuracy(_classifier(run)) for run in runs]
         rows.append(
-            f"| {variant.name} | {seeds} | {_spread(final)} "
-            f"| {_spread([_value(run, 'average_continual_accuracy') for run in runs])} "
+            f"| {variant.name} | {seeds} | {_spread(final)} | {_spread(continual)} "
             f"| {_spread(probe)} | {_points([p - f for p, f in zip(probe, final, strict=True)])} "
-            f"| {_spread([_value(run, 'plasticity') for run in runs])} |"
+            f"| {_spread([plasticity(_classifier(run)) for run in runs])} |"
         )
     return rows
 
 
 def demo_table(folder: Path) -> list[str]:
-    """The recommended strategy against scratch on the demo's config, per seed and mean."""
+    """kaizen-refit against scratch on the demo's config, per seed and their mean."""
     rows = [
-        "| seed | scratch final | scratch train s | recommended final | recommended train s "
+        "| seed | scratch final | scratch train s | kaizen-refit final | kaizen-refit train s "
         "| final / scratch | time / scratch |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -80,7 +86,7 @@ def demo_table(folder: Path) -> list[str]:
             results = json.loads((folder / name / "results.json").read_text())
             costs = json.loads((folder / name / "costs.json").read_text())
             trained = sum(task["train_seconds"] for task in costs["tasks"])
-            pair.append((results["metrics"]["final_accuracy"]["value"], trained))
+            pair.append((final_accuracy(results["accuracy_matrix"]["values"]), trained))
         (scratch_final, scratch_time), (own_final, own_time) = pair
         ratios.append((own_final / scratch_final, own_time / scratch_time))
         rows.append(
@@ -95,16 +101,16 @@ def demo_table(folder: Path) -> list[str]:
     return rows
 
 
-def main() -> None:
-    root = Path(sys.argv[1])
-    for scenario in ("5x2", "2x5"):
-        if (root / scenario).is_dir():
-            print(f"\n{scenario}\n")
-            print("\n".join(scenario_table(root / scenario)))
-    if (root / "demo").is_dir():
-        print("\ndemo: the recommended strategy against scratch\n")
-        print("\n".join(demo_table(root / "demo")))
+def main(root: Path) -> None:
+    for stage in ("select", "diagnose", "final"):
+        for scenario in ("5x2", "2x5"):
+            if (root / stage / scenario).is_dir():
+                print(f"\n{stage}, {scenario}\n")
+                print("\n".join(scenario_table(root / stage / scenario)))
+    if (root / "scratch" / "demo").is_dir():
+        print("\ndemo: kaizen-refit against scratch\n")
+        print("\n".join(demo_table(root / "scratch" / "demo")))
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]))
