@@ -6,10 +6,12 @@ The only conftest.py of the suite, so that test modules can import its helpers b
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -248,3 +250,15 @@ def write_run(
 def make_run() -> Callable[..., Path]:
     """The :func:`write_run` helper."""
     return write_run
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_script(relative: str, name: str) -> ModuleType:
+    """The module of benchmarks/``relative`` (a script, not a package), imported as ``name``."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / relative)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -38,20 +38,25 @@ run_variants() {
   done
 }
 
+# Runs the rows into ROOT/STAGE/SCENARIO/<variant> for every scenario asked for.
+each_scenario() {
+  local stage=$1 seeds=$2 scenario
+  shift 2
+  for scenario in $scenarios; do run_variants "$stage" "$scenario" "$seeds" "$@"; done
+}
+
 case $stage in
   select)
-    for scenario in $scenarios; do
-      run_variants select "$scenario" 0,1,2 \
-        "kaizen|kaizen|" \
-        "kaizen-refit|kaizen|classifier.refit=true" \
-        "kaizen-weight-align|kaizen|classifier.weight_align=true" \
-        "kaizen-align-replay|kaizen|classifier.align=true classifier.align_statistics=replay" \
-        "kaizen-seen-refit|kaizen|strategy.classifier_distill_classes=seen classifier.refit=true" \
-        "kaizen-replay-kd-refit|kaizen-replay-kd|classifier.refit=true" \
-        "kaizen-refit-60-epochs|kaizen|classifier.refit=true classifier.refit_epochs=60" \
-        "kaizen-refit-align-replay|kaizen|classifier.refit=true classifier.align=true classifier.align_statistics=replay" \
-        "kaizen-seen-refit-60-epochs|kaizen|strategy.classifier_distill_classes=seen classifier.refit=true classifier.refit_epochs=60"
-    done ;;
+    each_scenario select 0,1,2 \
+      "kaizen|kaizen|" \
+      "kaizen-weight-align|kaizen|classifier.weight_align=true" \
+      "kaizen-align-replay|kaizen|classifier.align=true classifier.align_statistics=replay" \
+      "kaizen-refit-20-epochs|kaizen|classifier.refit=true classifier.refit_epochs=20" \
+      "kaizen-refit-60-epochs|kaizen|classifier.refit=true classifier.refit_epochs=60" \
+      "kaizen-refit-20-epochs-align-replay|kaizen|classifier.refit=true classifier.refit_epochs=20 classifier.align=true classifier.align_statistics=replay" \
+      "kaizen-seen-refit-20-epochs|kaizen|strategy.classifier_distill_classes=seen classifier.refit=true classifier.refit_epochs=20" \
+      "kaizen-seen-refit-60-epochs|kaizen|strategy.classifier_distill_classes=seen classifier.refit=true classifier.refit_epochs=60" \
+      "kaizen-replay-kd-refit-20-epochs|kaizen-replay-kd|classifier.refit=true classifier.refit_epochs=20" ;;
   diagnose)
     variants=(
       "replay-batch-128|kaizen|replay.batch_size=128"
@@ -66,14 +71,12 @@ case $stage in
     done
     run_variants diagnose 5x2 0,1,2 "${chosen[@]}" ;;
   final)
-    for scenario in $scenarios; do
-      run_variants final "$scenario" 3,4,5 \
-        "finetune|finetune|" \
-        "cassle|cassle|" \
-        "kaizen|kaizen|" \
-        "kaizen-refit|kaizen-refit|" \
-        "finetune-refit|finetune|classifier.refit=true"
-    done ;;
+    each_scenario final 3,4,5 \
+      "finetune|finetune|" \
+      "cassle|cassle|" \
+      "kaizen|kaizen|" \
+      "kaizen-refit|kaizen-refit|" \
+      "finetune-refit|finetune|classifier.refit=true" ;;
   scratch)
     for seed in 0 1 2; do
       for strategy in scratch kaizen-refit; do

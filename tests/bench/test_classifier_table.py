@@ -3,24 +3,19 @@ recommended strategy against scratch."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "classifier" / "table.py"
+from conftest import load_script
+
 CLASSIFIER = [[0.9, 0.0, 0.0], [0.6, 0.9, 0.0], [0.5, 0.6, 0.7]]  # final 0.6, plasticity 5/6
 PROBE = [[0.9, 0.0, 0.0], [0.8, 0.9, 0.0], [0.8, 0.8, 0.8]]  # final 0.8
 
 
 @pytest.fixture(scope="module")
 def table() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("classifier_table", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("classifier/table.py", "classifier_table")
 
 
 def _cells(line: str) -> list[str]:
