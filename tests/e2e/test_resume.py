@@ -224,9 +224,8 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
             },
         ),
         ("kaizen", {"classifier": {"align": True}}),
-        # joint keeps no images: the re-fit keeps its own buffer
-        ("joint", {"classifier": {"refit": True, "weight_align": True}}),
-        ("slcapp", {}),
+        # SLCA++ keeps no images: the re-fit keeps its own buffer, before the alignment
+        ("slcapp", {"classifier": {"refit": True}}),
         # as Kaizen's released code runs: the replay's pass is state mid-task
         (
             "kaizen",
@@ -244,8 +243,7 @@ def _kill_at_each_then_finish(start: list[str], run_dir: Path, points: list[str]
         "kaizen-freeze",
         "kaizen-freeze-subspace",
         "kaizen-align",
-        "joint-refit",
-        "slcapp",
+        "slcapp-refit",
         "kaizen-released",
     ],
 )
