@@ -8,7 +8,7 @@
 #   diagnose   one setting of Kaizen's changed at a time on seeds 0-2 (5x2 only)
 #   final      the chosen correction, kaizen-refit, against finetune, cassle and the paper's
 #              kaizen, and finetune with the re-fit, on seeds 3-5 (both scenarios)
-#   scratch    the demo's config as it is: scratch against kaizen-refit, seeds 0-2, for
+#   scratch    the demo's config as it is: scratch against kaizen and kaizen-refit, seeds 0-2, for
 #              time (run it alone on the machine)
 # SCENARIO (select and final): 5x2 or 2x5, both when left out; for diagnose, the names of the
 # variants to run, all when left out. Runs already complete are skipped, so it can be re-run to
@@ -79,7 +79,7 @@ case $stage in
       "finetune-refit|finetune|classifier.refit=true" ;;
   scratch)
     for seed in 0 1 2; do
-      for strategy in scratch kaizen-refit; do
+      for strategy in scratch kaizen kaizen-refit; do
         "$kaizen" run demo strategy.name=$strategy seed=$seed train.progress=false \
           --out "$root/scratch/demo/$strategy-seed$seed"
       done
