@@ -101,9 +101,9 @@ def diagnose(run_dir: Path) -> dict[str, float]:
         "classifier": accuracy(predicted, test_labels),
         "old_classes_argmax_all": accuracy(predicted[is_old], test_labels[is_old]),
         "old_classes_argmax_old": accuracy(old_only, test_labels[is_old]),
-        "old_given_to_last_task": float(
-            torch.isin(predicted[is_old], torch.tensor(last)).float().mean()
-        ),
+        "old_given_to_last_task": _share_in(predicted[is_old], last),
+        "last_task_classes": accuracy(predicted[~is_old], test_labels[~is_old]),
+        "last_given_to_old": _share_in(predicted[~is_old], old),
         "last_over_old_weight_norm": float(output[last].mean() / output[old].mean()),
     }
     every = torch.nonzero(torch.isin(train_labels, seen_tensor)).squeeze(1)
