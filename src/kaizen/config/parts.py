@@ -1,5 +1,5 @@
-"""Settings of the parts any strategy may compose with: labelled replay (``replay:``),
-classifier alignment (``classifier:``) and layer freezing (``freeze:``)."""
+"""Settings of the parts any strategy may compose with: labelled replay (``replay:``), the
+classifier's corrections (``classifier:``) and layer freezing (``freeze:``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ AlignSchedule = Literal["step", "epoch"]
 
 
 class ClassifierConfig(Section):
-    """Post-hoc classifier alignment from class statistics (SLCA, Zhang et al., ICCV 2023)."""
+    """The classifier's corrections at each task's end: alignment from class statistics (SLCA,
+    Zhang et al., ICCV 2023), the class-balanced re-fit and weight aligning."""
 
     align: bool = Field(
         False,
