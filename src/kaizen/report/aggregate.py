@@ -324,9 +324,8 @@ def _against(group: Group, base: Group) -> AgainstBase:
 
 
 def _saving(value: float | None, reference: float | None) -> float | None:
-    if value is None or reference is None or reference <= 0:
-        return None
-    return 1.0 - value / reference
+    ratio = _ratio(value, reference)
+    return None if ratio is None else 1.0 - ratio
 
 
 def _ratio(value: float | None, reference: float | None) -> float | None:
