@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from kaizen.config import AlignSampling, AlignSchedule
+from kaizen.learner.trainable import every_parameter_trainable
 from kaizen.testpoints import reached
 
 COVARIANCE_RIDGE = 1e-4
@@ -222,40 +223,37 @@ def align_classifier(
     for classes in task_classes:
         blocks.append(torch.arange(start, start + len(classes), device=device))
         start += len(classes)
-    parameters = list(classifier.parameters())
-    trainable = [p.requires_grad for p in parameters]
-    for parameter in parameters:
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(len(targets) / batch_size)
-    cosine_steps = epochs if schedule == "epoch" else epochs * steps_per_epoch
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cosine_steps)
-    draw = functools.partial(
-        _drawn_features,
-        statistics,
-        task_classes,
-        samples_per_class,
-        generator,
-        mean_factors,
-        ages,
-        feature_scale,
-    )
-    features, step = draw().to(device), 0
-    for epoch in range(epochs):
-        if epoch > 0 and sampling == "epoch":
-            features = draw().to(device)
-        order = torch.randperm(len(features), generator=generator).to(device)
-        for batch in order.split(batch_size):
-            logits = classifier(features[batch])[:, seen_columns]
-            loss = F.cross_entropy(normalised_logits(logits, blocks, temperature), targets[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if schedule == "step":
+    with every_parameter_trainable(classifier) as parameters:
+        optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        steps_per_epoch = math.ceil(len(targets) / batch_size)
+        cosine_steps = epochs if schedule == "epoch" else epochs * steps_per_epoch
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cosine_steps)
+        draw = functools.partial(
+            _drawn_features,
+            statistics,
+            task_classes,
+            samples_per_class,
+            generator,
+            mean_factors,
+            ages,
+            feature_scale,
+        )
+        features, step = draw().to(device), 0
+        for epoch in range(epochs):
+            if epoch > 0 and sampling == "epoch":
+                features = draw().to(device)
+            order = torch.randperm(len(features), generator=generator).to(device)
+            for batch in order.split(batch_size):
+                logits = classifier(features[batch])[:, seen_columns]
+                loss = F.cross_entropy(
+                    normalised_logits(logits, blocks, temperature), targets[batch]
+                )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if schedule == "step":
+                    cosine.step()
+                reached(f"{point}.{step}")
+                step += 1
+            if schedule == "epoch":
                 cosine.step()
-            reached(f"{point}.{step}")
-            step += 1
-        if schedule == "epoch":
-            cosine.step()
-    for parameter, flag in zip(parameters, trainable, strict=True):
-        parameter.requires_grad_(flag)

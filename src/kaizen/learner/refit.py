@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from kaizen.learner.trainable import every_parameter_trainable
 from kaizen.testpoints import reached
 
 
@@ -60,27 +61,22 @@ def refit_classifier(
     column[present] = torch.arange(len(present))
     targets = column[labels].to(device)
     features, present = features.to(device), present.to(device)
-    parameters = list(classifier.parameters())
-    trainable = [p.requires_grad for p in parameters]
-    for parameter in parameters:
-        parameter.requires_grad_(True)
-    optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps_per_epoch = -(-samples_per_class * len(present) // batch_size)
-    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
-    step = 0
-    for _ in range(epochs):
-        order = balanced_draw(labels, samples_per_class, generator).to(device)
-        for batch in order.split(batch_size):
-            logits = classifier(features[batch])[:, present]
-            loss = F.cross_entropy(logits, targets[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            cosine.step()
-            reached(f"{point}.{step}")
-            step += 1
-    for parameter, flag in zip(parameters, trainable, strict=True):
-        parameter.requires_grad_(flag)
+    with every_parameter_trainable(classifier) as parameters:
+        optimizer = torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        steps_per_epoch = -(-samples_per_class * len(present) // batch_size)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * steps_per_epoch)
+        step = 0
+        for _ in range(epochs):
+            order = balanced_draw(labels, samples_per_class, generator).to(device)
+            for batch in order.split(batch_size):
+                logits = classifier(features[batch])[:, present]
+                loss = F.cross_entropy(logits, targets[batch])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                cosine.step()
+                reached(f"{point}.{step}")
+                step += 1
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from kaizen.report.aggregate import (
 )
 from kaizen.report.document import Document, cell
 from kaizen.report.plots import budget_lines, grouped_bars
-from kaizen.report.probe_gap import compare_gap_section, probe_gap
+from kaizen.report.probe_gap import ProbeGap, compare_gap_section, probe_gap
 from kaizen.storage.runs import Run, load_run
 
 _MIB = 2**20
@@ -265,7 +265,8 @@ def _runs_section(document: Document, runs: Sequence[Run]) -> None:
     )
 
 
-def _write_csv(groups: Sequence[Group], path: Path) -> None:
+def _write_csv(groups: Sequence[Group], gaps: Sequence[ProbeGap | None], path: Path) -> None:
+    """One row per group; ``gaps`` holds each group's classifier beside its probe, or None."""
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
@@ -296,7 +297,7 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                 "probe_final_accuracy_mean",
             ]
         )
-        for group in groups:
+        for group, gap in zip(groups, gaps, strict=True):
             against = group.against_base
             versus_plain = (
                 (
@@ -335,15 +336,9 @@ def _write_csv(groups: Sequence[Group], path: Path) -> None:
                         for value in (group.accuracy[name].mean, group.accuracy[name].std)
                     ),
                     *("" if value is None else value for value in (*optional, *versus_plain)),
-                    *_gap_cells(group),
+                    *(("", "") if gap is None else (gap.probe, gap.probe_mean.mean)),
                 ]
             )
-
-
-def _gap_cells(group: Group) -> tuple[str | float, str | float]:
-    """The probe set beside the group's classifier and its mean final accuracy, or blanks."""
-    gap = probe_gap(group.members)
-    return ("", "") if gap is None else (gap.probe, gap.probe_mean.mean)
 
 
 def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = None) -> Comparison:
@@ -379,12 +374,13 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = No
     )
     _extension_note(document, complete)
     _accuracy_section(document, groups)
+    gaps = [probe_gap(group.members) for group in groups]
     compare_gap_section(
         document,
         [
             (group.ssl_method, group.strategy, gap)
-            for group in groups
-            if (gap := probe_gap(group.members)) is not None
+            for group, gap in zip(groups, gaps, strict=True)
+            if gap is not None
         ],
     )
     _cost_section(document, groups)
@@ -392,7 +388,7 @@ def compare_runs(run_dirs: Sequence[Path], out_dir: Path, probe: str | None = No
     _runs_section(document, runs)
     markdown, html = document.write(out_dir, "compare")
     csv_path = out_dir / "compare.csv"
-    _write_csv(groups, csv_path)
+    _write_csv(groups, gaps, csv_path)
     return Comparison(
         groups, [run.path for run in runs if not run.complete], markdown, html, csv_path
     )
